@@ -1,0 +1,5 @@
+//! The resource types: `DeveloperCenterApplication` and `AcqpAuthorization`.
+
+mod product;
+
+pub use product::Product;

@@ -1,0 +1,1 @@
+//! The Developer Center API: signing, wire types and the client.

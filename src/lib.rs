@@ -1,0 +1,6 @@
+//! acqp-operator: the Alipay+ Developer Center's "invite the ACQP for authorization" flow as
+//! Kubernetes resources.
+
+pub mod api;
+pub mod devcenter;
+pub mod simulator;

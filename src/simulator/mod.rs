@@ -1,0 +1,1 @@
+//! A simulator of the Developer Center API and the ACQP consent page.

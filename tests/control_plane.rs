@@ -1,0 +1,168 @@
+//! The CRDs against a real kube-apiserver: installation, examples, `kubectl` ergonomics,
+//! admission (the catalog in `tests/admission/`) and server-side apply idempotence.
+
+mod support;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Output,
+};
+
+use support::{Cluster, cluster, namespace};
+
+const CRDS: [&str; 2] = [
+    "acqpauthorizations.acqp-operator.io",
+    "developercenterapplications.acqp-operator.io",
+];
+
+fn repo_file(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// The YAML files directly in `dir` (relative to the repository root), sorted.
+fn yaml_files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_file(dir))
+        .unwrap_or_else(|e| panic!("reading {dir}: {e}"))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn output_text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// Runs kubectl and returns stdout, failing the test with kubectl's and the server's output.
+fn kubectl_ok(cluster: &Cluster, args: &[&str]) -> String {
+    let out = cluster.kubectl(args);
+    assert!(
+        out.status.success(),
+        "kubectl {} failed:\n{}\n{}",
+        args.join(" "),
+        output_text(&out),
+        cluster.logs_tail()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Applies every example into `ns`.
+fn apply_examples(cluster: &Cluster, ns: &str) {
+    for file in yaml_files("examples") {
+        kubectl_ok(cluster, &["apply", "-n", ns, "-f", file.to_str().unwrap()]);
+    }
+}
+
+#[tokio::test]
+async fn crds_are_established() {
+    let cluster = cluster().await;
+    for crd in CRDS {
+        let established = kubectl_ok(
+            cluster,
+            &["get", "crd", crd, "-o", r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#],
+        );
+        assert_eq!(established, "True", "{crd} is not Established");
+    }
+}
+
+#[tokio::test]
+async fn every_example_is_accepted() {
+    let cluster = cluster().await;
+    let ns = namespace("examples").await;
+    assert!(!yaml_files("examples").is_empty(), "examples/ holds no manifests");
+    apply_examples(cluster, &ns);
+    // Both kinds were created for real, not just validated.
+    for kind in ["acqpauthorizations", "developercenterapplications"] {
+        let names = kubectl_ok(cluster, &["get", kind, "-n", &ns, "-o", "name"]);
+        assert!(!names.trim().is_empty(), "no {kind} created from examples/");
+    }
+}
+
+#[tokio::test]
+async fn explain_shows_field_descriptions() {
+    let cluster = cluster().await;
+    let crd: serde_json::Value =
+        serde_json::from_str(&kubectl_ok(cluster, &["get", "crd", CRDS[0], "-o", "json"])).unwrap();
+    let description = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        ["properties"]["products"]["description"]
+        .as_str()
+        .expect("spec.products has a description in the CRD");
+    let explained = kubectl_ok(cluster, &["explain", "acqpauthorization.spec.products"]);
+    // kubectl wraps long lines, so compare word sequences.
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words(&explained).contains(&words(description)),
+        "`kubectl explain` does not show the description {description:?}:\n{explained}"
+    );
+}
+
+#[tokio::test]
+async fn get_shows_printer_columns_and_category() {
+    let cluster = cluster().await;
+    let ns = namespace("columns").await;
+    apply_examples(cluster, &ns);
+
+    let table = kubectl_ok(cluster, &["get", "acqpauth", "-n", &ns]);
+    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "ACQP", "PRODUCTS", "PHASE", "READY", "AGE"], "{table}");
+
+    let all = kubectl_ok(cluster, &["get", "acqp", "-n", &ns, "-o", "name"]);
+    for kind in ["acqpauthorization.acqp-operator.io/", "developercenterapplication.acqp-operator.io/"] {
+        assert!(all.contains(kind), "`kubectl get acqp` does not list {kind}:\n{all}");
+    }
+}
+
+#[tokio::test]
+async fn server_side_apply_twice_is_a_no_op() {
+    let cluster = cluster().await;
+    let ns = namespace("ssa").await;
+    for file in yaml_files("examples") {
+        let file = file.to_str().unwrap();
+        let apply = ["apply", "--server-side", "--field-manager=acqp-test", "-n", &ns, "-f", file];
+        let version = ["get", "-n", &ns, "-f", file, "-o", "jsonpath={..metadata.resourceVersion}"];
+        kubectl_ok(cluster, &apply);
+        let before = kubectl_ok(cluster, &version);
+        kubectl_ok(cluster, &apply);
+        let after = kubectl_ok(cluster, &version);
+        assert_eq!(before, after, "re-applying {file} changed resourceVersion");
+    }
+}
+
+/// Each `tests/admission/*.yaml` starts with `# expect: <fragment>`; the API server must reject
+/// it with a message containing the fragment.
+#[tokio::test]
+async fn admission_rejects_every_invalid_manifest() {
+    let cluster = cluster().await;
+    let ns = namespace("admission").await;
+    let files = yaml_files("tests/admission");
+    assert!(files.len() >= 20, "the admission catalog has only {} cases", files.len());
+
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let expected = text
+            .lines()
+            .next()
+            .and_then(|line| line.strip_prefix("# expect:"))
+            .map(str::trim)
+            .filter(|fragment| !fragment.is_empty())
+            .unwrap_or_else(|| panic!("{} lacks a first line `# expect: <fragment>`", file.display()));
+        let out = cluster.kubectl(&[
+            "apply",
+            "--server-side",
+            "--validate=strict",
+            "-n",
+            &ns,
+            "-f",
+            file.to_str().unwrap(),
+        ]);
+        let got = output_text(&out);
+        if out.status.success() {
+            failures.push(format!("{}: accepted, expected rejection with {expected:?}", file.display()));
+        } else if !got.contains(expected) {
+            failures.push(format!("{}: expected {expected:?} in:\n{got}", file.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+}

@@ -1,0 +1,199 @@
+//! Test support shared by the integration test binaries (each declares `mod support;`).
+//!
+//! Every test binary gets one real control plane — etcd and kube-apiserver built from pinned
+//! upstream modules and started by `hack/control-plane up` — with the CRDs from `crds/`
+//! installed, plus a fresh namespace per test. Binaries missing is a failure that says to run
+//! `hack/control-plane ensure`, never a skip.
+//!
+//! Set `ACQP_KEEP_CONTROL_PLANE=1` to keep the state directory (logs, audit log, kubeconfig)
+//! after the test binary exits; its path is printed at start.
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use std::{
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    Api, Client, Config,
+    api::PostParams,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use tokio::sync::OnceCell;
+
+/// A running control plane owned by this test binary.
+pub struct Cluster {
+    /// State directory: certificates, etcd data, logs, `audit.log`, PID files.
+    pub dir: PathBuf,
+    /// Admin kubeconfig (client certificate in `system:masters`).
+    pub kubeconfig: PathBuf,
+    /// Directory holding the pinned `etcd`, `kube-apiserver` and `helm` binaries.
+    pub bin_dir: PathBuf,
+}
+
+static CLUSTER: OnceCell<Result<Cluster, String>> = OnceCell::const_new();
+
+/// The control plane of this test binary, started (CRDs included) on first use.
+pub async fn cluster() -> &'static Cluster {
+    // kube and reqwest share one rustls provider; the first caller installs it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let started = CLUSTER
+        .get_or_init(|| async {
+            tokio::task::spawn_blocking(start)
+                .await
+                .unwrap_or_else(|e| Err(format!("starting the control plane panicked: {e}")))
+        })
+        .await;
+    match started {
+        Ok(cluster) => cluster,
+        Err(message) => panic!("{message}"),
+    }
+}
+
+/// Creates a fresh namespace named after `prefix` and returns its name.
+pub async fn namespace(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let cluster = cluster().await;
+    let prefix: String = prefix
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(40)
+        .collect();
+    let name = format!(
+        "{}-{}-{:04x}",
+        prefix.trim_matches('-'),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u16>()
+    );
+    let ns: Namespace = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": { "name": name },
+    }))
+    .expect("namespace manifest");
+    Api::<Namespace>::all(cluster.client().await)
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap_or_else(|e| panic!("creating namespace {name}: {e}\n{}", cluster.logs_tail()));
+    name
+}
+
+impl Cluster {
+    /// A new client for the admin identity (clients are bound to the test's own runtime).
+    pub async fn client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig is valid");
+        Client::try_from(config).expect("build client")
+    }
+
+    /// Runs `kubectl` against this control plane from the repository root.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .current_dir(repo_root())
+            .output()
+            .expect("kubectl is installed")
+    }
+
+    /// The last lines of the kube-apiserver and etcd logs, to print when a test fails.
+    pub fn logs_tail(&self) -> String {
+        ["kube-apiserver.log", "etcd.log"]
+            .iter()
+            .map(|name| {
+                let text = std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(50)..].join("\n");
+                format!("----- last lines of {} -----\n{tail}\n", self.dir.join(name).display())
+            })
+            .collect()
+    }
+}
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn script() -> PathBuf {
+    repo_root().join("hack/control-plane")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn start() -> Result<Cluster, String> {
+    let path = Command::new(script()).arg("path").output().map_err(|e| e.to_string())?;
+    if !path.status.success() {
+        return Err(format!(
+            "the control plane binaries are missing: run `hack/control-plane ensure` \
+             (or `make test`), then rerun the tests.\n{}",
+            text(&path)
+        ));
+    }
+    let bin_dir = PathBuf::from(String::from_utf8_lossy(&path.stdout).trim());
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("acqp-cp-{}-{nanos}", std::process::id()));
+    let keep = std::env::var_os("ACQP_KEEP_CONTROL_PLANE").is_some_and(|v| v != "0");
+    eprintln!("control plane state: {}", dir.display());
+
+    // The watchdog outlives this process however it ends (exit, panic, SIGKILL) and then stops
+    // exactly this control plane. Its own process group keeps it alive through Ctrl-C.
+    Command::new("sh")
+        .args([
+            "-c",
+            r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; exec "$1" down "$2" $3"#,
+        ])
+        .arg(std::process::id().to_string())
+        .arg(script())
+        .arg(&dir)
+        .arg(if keep { "--keep" } else { "" })
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("starting the control plane watchdog: {e}"))?;
+
+    let up = Command::new(script()).arg("up").arg(&dir).output().map_err(|e| e.to_string())?;
+    if !up.status.success() {
+        return Err(format!("`hack/control-plane up` failed:\n{}", text(&up)));
+    }
+    let cluster = Cluster { kubeconfig: dir.join("kubeconfig"), dir, bin_dir };
+    cluster.install_crds()?;
+    Ok(cluster)
+}
+
+impl Cluster {
+    fn install_crds(&self) -> Result<(), String> {
+        let steps: [&[&str]; 2] = [
+            &["apply", "--server-side", "-f", "crds/"],
+            &["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"],
+        ];
+        for args in steps {
+            let out = self.kubectl(args);
+            if !out.status.success() {
+                return Err(format!(
+                    "kubectl {} failed:\n{}\n{}",
+                    args.join(" "),
+                    text(&out),
+                    self.logs_tail()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
