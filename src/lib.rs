@@ -2,5 +2,6 @@
 //! Kubernetes resources.
 
 pub mod api;
+pub mod cli;
 pub mod devcenter;
 pub mod simulator;
