@@ -1,1 +1,12 @@
-//! The Developer Center API: signing, wire types and the client.
+//! The Developer Center API (design §3): message signing, wire types and the client.
+//!
+//! [`signing`] and [`wire`] are shared with the simulator, so both ends of every call are built
+//! from one definition of the contract; [`DevCenterClient`] is the operator's end.
+
+mod client;
+mod error;
+pub mod signing;
+pub mod wire;
+
+pub use client::{AuthorizationFilter, ClientConfig, DevCenterClient, JSON_UTF8};
+pub use error::Error;

@@ -1,0 +1,579 @@
+//! The signed HTTP client for the Developer Center API, and the checks on pushed notifications.
+//!
+//! Every call signs its body, verifies the signed response, and retries outcomes that are
+//! unknown (U results, HTTP 5xx and 429, timeouts, broken connections) with the very same body,
+//! so a retried `generateUrl` keeps its `authorizationRequestId` and cannot mint a second URL.
+
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
+
+use rand::Rng as _;
+use reqwest::{
+    StatusCode, Url,
+    header::{CONTENT_TYPE, HeaderMap, HeaderValue},
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio::time::Instant;
+
+use super::{
+    Error,
+    signing::{self, SigningKey, VerifyingKey},
+    wire::{
+        APPLICATION_INQUIRY_PATH, AUTHORIZATION_INQUIRY_PATH, ApplicationInquiryRequest,
+        ApplicationInquiryResponse, AuthorizationInquiryRequest, AuthorizationInquiryResponse,
+        AuthorizationRecord, AuthorizationStatus, GENERATE_URL_PATH, GenerateUrlRequest,
+        GenerateUrlResponse, Notification, ResultInfo, ResultResponse, ResultStatus,
+    },
+};
+
+/// The content type of every body, requests and responses alike.
+pub const JSON_UTF8: &str = "application/json; charset=UTF-8";
+
+/// How to reach and authenticate to one Developer Center application.
+#[derive(Debug)]
+pub struct ClientConfig {
+    /// Base URL of the Developer Center API; the contract's paths are appended to it.
+    pub endpoint: Url,
+    /// The application's Client ID, e.g. `SANDBOX_ACQP_OPERATOR_DEMO`.
+    pub client_id: String,
+    /// The TSP private key that signs requests and notification acknowledgements.
+    pub signing_key: SigningKey,
+    /// The Developer Center public key that responses and notifications must be signed with.
+    pub devcenter_key: VerifyingKey,
+    /// Limit for one attempt, connection included.
+    pub timeout: Duration,
+    /// Retries after the first attempt before a call is reported unavailable.
+    pub max_retries: u32,
+    /// Backoff before the first retry; doubles per retry, with jitter.
+    pub retry_base_delay: Duration,
+    /// Cap on the backoff between two attempts.
+    pub retry_max_delay: Duration,
+    /// Requests per second this client sends at most, retries included.
+    pub requests_per_second: NonZeroU32,
+}
+
+impl ClientConfig {
+    /// A configuration with production-sensible retry, timeout and rate-limit defaults.
+    pub fn new(
+        endpoint: Url,
+        client_id: impl Into<String>,
+        signing_key: SigningKey,
+        devcenter_key: VerifyingKey,
+    ) -> Self {
+        Self {
+            endpoint,
+            client_id: client_id.into(),
+            signing_key,
+            devcenter_key,
+            timeout: Duration::from_secs(10),
+            max_retries: 4,
+            retry_base_delay: Duration::from_millis(200),
+            retry_max_delay: Duration::from_secs(5),
+            requests_per_second: NonZeroU32::new(10).expect("10 is not zero"),
+        }
+    }
+}
+
+/// Which authorizations [`DevCenterClient::list_all_authorizations`] returns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthorizationFilter {
+    /// Only these ACQPs.
+    pub acquirer_ids: Option<Vec<String>>,
+    /// Only ACQPs whose name contains this.
+    pub acquirer_name: Option<String>,
+    /// Only authorizations in this status.
+    pub status: Option<AuthorizationStatus>,
+}
+
+/// A Developer Center API client; cheap to clone, and clones share the rate limit.
+#[derive(Clone, Debug)]
+pub struct DevCenterClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: ClientConfig,
+    http: reqwest::Client,
+    /// The endpoint without a trailing slash, so a path can be appended verbatim.
+    base_url: String,
+    /// The URL path under which the contract's paths live; it is part of the signed content.
+    base_path: String,
+    limiter: RateLimiter,
+}
+
+/// Why one attempt did not produce a verified S response.
+enum AttemptError {
+    /// The outcome is unknown; the same request may be sent again.
+    Transient(String),
+    /// Sending it again cannot help.
+    Final(Error),
+}
+
+impl DevCenterClient {
+    /// Builds a client; fails only if the HTTP stack cannot be set up (no TLS crypto provider).
+    pub fn new(config: ClientConfig) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| Error::Setup(describe(&e)))?;
+        let base_url = config.endpoint.as_str().trim_end_matches('/').to_owned();
+        let base_path = config.endpoint.path().trim_end_matches('/').to_owned();
+        let limiter = RateLimiter::new(config.requests_per_second);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                http,
+                base_url,
+                base_path,
+                limiter,
+            }),
+        })
+    }
+
+    /// The application behind the Client ID: name, environment, the caller's role, products.
+    pub async fn inquire_application(&self) -> Result<ApplicationInquiryResponse, Error> {
+        self.call(APPLICATION_INQUIRY_PATH, &ApplicationInquiryRequest {})
+            .await
+    }
+
+    /// Asks for an authorization URL; retries reuse `request`, so its ID makes this idempotent.
+    pub async fn generate_url(
+        &self,
+        request: &GenerateUrlRequest,
+    ) -> Result<GenerateUrlResponse, Error> {
+        self.call(GENERATE_URL_PATH, request).await
+    }
+
+    /// One page of the authorization list.
+    pub async fn inquire_authorizations(
+        &self,
+        request: &AuthorizationInquiryRequest,
+    ) -> Result<AuthorizationInquiryResponse, Error> {
+        self.call(AUTHORIZATION_INQUIRY_PATH, request).await
+    }
+
+    /// Every authorization matching `filter`, fetched `page_size` records per call.
+    ///
+    /// Pages are read one after another, not as a snapshot: a record that changes meanwhile may
+    /// be missed or seen twice, which the next poll corrects.
+    pub async fn list_all_authorizations(
+        &self,
+        filter: &AuthorizationFilter,
+        page_size: NonZeroU32,
+    ) -> Result<Vec<AuthorizationRecord>, Error> {
+        let mut records = Vec::new();
+        for page_number in 1.. {
+            let request = AuthorizationInquiryRequest {
+                acquirer_ids: filter.acquirer_ids.clone(),
+                acquirer_name: filter.acquirer_name.clone(),
+                status: filter.status,
+                page_size: page_size.get(),
+                page_number,
+            };
+            let page = self.inquire_authorizations(&request).await?;
+            let short_page = page.authorizations.len() < page_size.get() as usize;
+            records.extend(page.authorizations);
+            // A short page ends the list even if totalCount grew meanwhile; this also bounds the
+            // loop against a server whose totalCount never stops growing.
+            if short_page || records.len() as u64 >= page.total_count {
+                break;
+            }
+        }
+        Ok(records)
+    }
+
+    /// Checks a pushed notification received at `path` and returns its content.
+    ///
+    /// A replayed notification passes, which is harmless: it only triggers a refresh.
+    pub fn verify_notification(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Notification, Error> {
+        self.authenticate(path, signing::REQUEST_TIME_HEADER, headers, body)?;
+        serde_json::from_slice(body).map_err(|e| Error::Protocol {
+            path: path.to_owned(),
+            reason: format!("the notification is not valid: {e}"),
+        })
+    }
+
+    /// The signed success acknowledgement for a notification received at `path`.
+    pub fn acknowledge_notification(&self, path: &str) -> (HeaderMap, Vec<u8>) {
+        let body = serde_json::to_vec(&ResultResponse {
+            result: ResultInfo::success(),
+        })
+        .expect("a result serializes");
+        let config = &self.inner.config;
+        let time = signing::now();
+        let signature = signing::sign(&config.signing_key, path, &config.client_id, &time, &body);
+        let headers = self.signed_headers(signing::RESPONSE_TIME_HEADER, &time, &signature);
+        (headers, body)
+    }
+
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        path: &'static str,
+        request: &Req,
+    ) -> Result<Resp, Error> {
+        // Serialized once: every retry sends these exact bytes.
+        let body = serde_json::to_vec(request).expect("wire requests serialize");
+        let config = &self.inner.config;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let started = Instant::now();
+            let outcome = self.attempt(path, &body).await;
+            let latency_ms = started.elapsed().as_millis();
+            match outcome {
+                Ok(response) => {
+                    tracing::debug!(
+                        path,
+                        attempts,
+                        latency_ms,
+                        "Developer Center call succeeded"
+                    );
+                    return serde_json::from_slice(&response).map_err(|e| Error::Protocol {
+                        path: path.to_owned(),
+                        reason: format!("unexpected success body: {e}"),
+                    });
+                }
+                Err(AttemptError::Final(error)) => {
+                    tracing::debug!(path, attempts, latency_ms, %error, "call failed");
+                    return Err(error);
+                }
+                Err(AttemptError::Transient(last)) if attempts > config.max_retries => {
+                    return Err(Error::Unavailable {
+                        path,
+                        attempts,
+                        last,
+                    });
+                }
+                Err(AttemptError::Transient(reason)) => {
+                    let delay = backoff(config, attempts);
+                    tracing::debug!(path, attempts, latency_ms, %reason, ?delay, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    /// Sends one signed request and returns the verified body of an S response.
+    async fn attempt(&self, path: &'static str, body: &[u8]) -> Result<Vec<u8>, AttemptError> {
+        let Inner {
+            config,
+            http,
+            base_url,
+            base_path,
+            limiter,
+        } = &*self.inner;
+        limiter.acquire().await;
+        let signed_path = format!("{base_path}{path}");
+        let time = signing::now();
+        let signature = signing::sign(
+            &config.signing_key,
+            &signed_path,
+            &config.client_id,
+            &time,
+            body,
+        );
+        let response = http
+            .post(format!("{base_url}{path}"))
+            .headers(self.signed_headers(signing::REQUEST_TIME_HEADER, &time, &signature))
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| AttemptError::Transient(describe(&e)))?;
+        let status = response.status();
+        // Load balancers answer these without a signature; they say nothing about our request.
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(AttemptError::Transient(format!("HTTP {status}")));
+        }
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| AttemptError::Transient(describe(&e)))?;
+        self.authenticate(&signed_path, signing::RESPONSE_TIME_HEADER, &headers, &body)
+            .map_err(|error| AttemptError::Final(with_status(error, status)))?;
+        let ResultResponse { result } = serde_json::from_slice(&body).map_err(|e| {
+            AttemptError::Final(Error::Protocol {
+                path: signed_path.clone(),
+                reason: format!("HTTP {status} without a result: {e}"),
+            })
+        })?;
+        tracing::debug!(path, code = %result.result_code, status = ?result.result_status, "result");
+        match result.result_status {
+            ResultStatus::S => Ok(body.to_vec()),
+            ResultStatus::F => Err(AttemptError::Final(Error::Rejected {
+                path,
+                code: result.result_code,
+                message: result.result_message,
+            })),
+            ResultStatus::U => Err(AttemptError::Transient(format!(
+                "{}: {}",
+                result.result_code, result.result_message
+            ))),
+        }
+    }
+
+    /// Checks that a message was signed by the Developer Center for this application.
+    fn authenticate(
+        &self,
+        path: &str,
+        time_header: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), Error> {
+        let unverified = |reason: String| Error::Unverified {
+            path: path.to_owned(),
+            reason,
+        };
+        let header = |name: &str| {
+            let value = headers
+                .get(name)
+                .ok_or_else(|| unverified(format!("no {name} header")))?;
+            value
+                .to_str()
+                .map_err(|_| unverified(format!("the {name} header is not ASCII")))
+        };
+        let client_id = header(signing::CLIENT_ID_HEADER)?;
+        let config = &self.inner.config;
+        if client_id != config.client_id {
+            return Err(unverified(format!(
+                "it is addressed to Client-Id {client_id:?}"
+            )));
+        }
+        let time = header(time_header)?;
+        let signature = header(signing::SIGNATURE_HEADER)?;
+        signing::verify(
+            &config.devcenter_key,
+            path,
+            client_id,
+            time,
+            body,
+            signature,
+        )
+        .map_err(|e| unverified(format!("{e} (checked with {:?})", config.devcenter_key)))
+    }
+
+    fn signed_headers(&self, time_header: &'static str, time: &str, signature: &str) -> HeaderMap {
+        // Client IDs, our times and Base64 signatures are plain ASCII; a Client ID that is not
+        // cannot have been signed either, so failing loudly here is the honest outcome.
+        let value = |v: &str| HeaderValue::from_str(v).expect("header values are ASCII");
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+        headers.insert(
+            signing::CLIENT_ID_HEADER,
+            value(&self.inner.config.client_id),
+        );
+        headers.insert(time_header, value(time));
+        headers.insert(signing::SIGNATURE_HEADER, value(signature));
+        headers
+    }
+}
+
+/// Adds the HTTP status to an authentication failure: an unsigned 404 means a wrong endpoint.
+fn with_status(error: Error, status: StatusCode) -> Error {
+    match error {
+        Error::Unverified { path, reason } => Error::Unverified {
+            path,
+            reason: format!("{reason} (HTTP {status})"),
+        },
+        other => other,
+    }
+}
+
+/// Exponential backoff with "equal jitter": half the delay is fixed, half random, so retries of
+/// many clients spread out while each still waits a predictable minimum.
+fn backoff(config: &ClientConfig, attempts: u32) -> Duration {
+    let exponential = config
+        .retry_base_delay
+        .saturating_mul(1 << (attempts - 1).min(16));
+    let delay = exponential.min(config.retry_max_delay);
+    delay / 2 + delay.mul_f64(rand::rng().random_range(0.0..=0.5))
+}
+
+/// A reqwest error with its causes: the top-level message alone says only "error sending request".
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        error.to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+/// Spaces requests evenly at the configured rate: each caller reserves the next free slot and
+/// sleeps until it, so no burst exceeds one request per interval.
+#[derive(Debug)]
+struct RateLimiter {
+    interval: Duration,
+    next_slot: std::sync::Mutex<Instant>,
+}
+
+impl RateLimiter {
+    fn new(requests_per_second: NonZeroU32) -> Self {
+        let interval = Duration::from_secs(1) / requests_per_second.get();
+        Self {
+            interval,
+            next_slot: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    async fn acquire(&self) {
+        let slot = {
+            // The lock is never held across an await, so a poisoned lock only means another
+            // caller panicked between two lines that cannot panic; its value is still sound.
+            let mut next = self.next_slot.lock().unwrap_or_else(|e| e.into_inner());
+            let slot = (*next).max(Instant::now());
+            *next = slot + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devcenter::wire::NotifyType;
+
+    const NOTIFY_PATH: &str = "/notify/acqp/demo";
+
+    fn key_file(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/examples/keys/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn config() -> ClientConfig {
+        let signing_key = SigningKey::from_pem("tsp", &key_file("tsp-private.pem")).unwrap();
+        let devcenter_key =
+            VerifyingKey::from_pem("devcenter", &key_file("devcenter-public.pem")).unwrap();
+        let endpoint = Url::parse("http://127.0.0.1:9/").unwrap();
+        ClientConfig::new(
+            endpoint,
+            "SANDBOX_ACQP_OPERATOR_DEMO",
+            signing_key,
+            devcenter_key,
+        )
+    }
+
+    fn client() -> DevCenterClient {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        DevCenterClient::new(config()).unwrap()
+    }
+
+    /// A notification as the Developer Center would push it, signed with `key_file`'s key.
+    fn notification(key_file_name: &str, client_id: &str) -> (HeaderMap, Vec<u8>) {
+        let key = SigningKey::from_pem("sender", &key_file(key_file_name)).unwrap();
+        let body = serde_json::json!({
+            "notifyType": "AUTHORIZATION_STATUS_CHANGED",
+            "acquirerId": "1022188000000000001",
+            "status": "Inactive",
+            "updateTime": "2026-11-27T04:08:56Z",
+        })
+        .to_string()
+        .into_bytes();
+        let time = signing::now();
+        let signature = signing::sign(&key, NOTIFY_PATH, client_id, &time, &body);
+        let mut headers = HeaderMap::new();
+        headers.insert(signing::CLIENT_ID_HEADER, client_id.parse().unwrap());
+        headers.insert(signing::REQUEST_TIME_HEADER, time.parse().unwrap());
+        headers.insert(signing::SIGNATURE_HEADER, signature.parse().unwrap());
+        (headers, body)
+    }
+
+    #[test]
+    fn signed_notifications_are_accepted() {
+        let (headers, body) = notification("devcenter-private.pem", "SANDBOX_ACQP_OPERATOR_DEMO");
+        let notification = client()
+            .verify_notification(NOTIFY_PATH, &headers, &body)
+            .unwrap();
+        assert_eq!(
+            notification.notify_type,
+            NotifyType::AuthorizationStatusChanged
+        );
+        assert_eq!(notification.status, AuthorizationStatus::Inactive);
+    }
+
+    #[test]
+    fn forged_or_misaddressed_notifications_are_unverified() {
+        let client = client();
+        let reason = |(headers, body): (HeaderMap, Vec<u8>), path: &str| match client
+            .verify_notification(path, &headers, &body)
+            .unwrap_err()
+        {
+            Error::Unverified { reason, .. } => reason,
+            other => panic!("expected Unverified, got {other:?}"),
+        };
+        let forged = notification("tsp-private.pem", "SANDBOX_ACQP_OPERATOR_DEMO");
+        assert!(reason(forged, NOTIFY_PATH).starts_with("signature does not match"));
+        let replayed_elsewhere =
+            notification("devcenter-private.pem", "SANDBOX_ACQP_OPERATOR_DEMO");
+        assert!(reason(replayed_elsewhere, "/other").starts_with("signature does not match"));
+        let other_app = notification("devcenter-private.pem", "SANDBOX_ACQP_OPERATOR_VIEWER");
+        let expected = r#"it is addressed to Client-Id "SANDBOX_ACQP_OPERATOR_VIEWER""#;
+        assert_eq!(reason(other_app, NOTIFY_PATH), expected);
+        let (mut headers, body) =
+            notification("devcenter-private.pem", "SANDBOX_ACQP_OPERATOR_DEMO");
+        headers.remove(signing::SIGNATURE_HEADER);
+        assert_eq!(reason((headers, body), NOTIFY_PATH), "no Signature header");
+    }
+
+    #[test]
+    fn acknowledgements_are_signed_success_results() {
+        let (headers, body) = client().acknowledge_notification(NOTIFY_PATH);
+        let header = |name: &str| headers.get(name).unwrap().to_str().unwrap();
+        let tsp_public = VerifyingKey::from_pem("tsp", &key_file("tsp-public.pem")).unwrap();
+        let verified = signing::verify(
+            &tsp_public,
+            NOTIFY_PATH,
+            header(signing::CLIENT_ID_HEADER),
+            header(signing::RESPONSE_TIME_HEADER),
+            &body,
+            header(signing::SIGNATURE_HEADER),
+        );
+        assert_eq!(verified, Ok(()));
+        assert_eq!(header("content-type"), JSON_UTF8);
+        let ack: ResultResponse = serde_json::from_slice(&body).unwrap();
+        assert_eq!(ack.result, ResultInfo::success());
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let config = config();
+        for attempts in 1..=10 {
+            let full =
+                (config.retry_base_delay * 2u32.pow(attempts - 1)).min(config.retry_max_delay);
+            let delay = backoff(&config, attempts);
+            assert!(
+                delay >= full / 2 && delay <= full,
+                "attempt {attempts}: {delay:?} vs {full:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn rate_limiter_spaces_requests() {
+        let limiter = RateLimiter::new(NonZeroU32::new(50).unwrap());
+        let started = Instant::now();
+        for _ in 0..6 {
+            limiter.acquire().await;
+        }
+        // The first request goes at once, the other five wait 20 ms each.
+        assert!(
+            started.elapsed() >= Duration::from_millis(100),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+}
