@@ -1,0 +1,95 @@
+//! The HTTP server: the routes, and an accept loop that can drop a connection on purpose.
+//!
+//! `axum::serve` always writes a response, so it cannot simulate a connection lost mid-call.
+//! This loop serves each connection with hyper directly; when a handler marks its response with
+//! [`DropConnection`], the service returns an error instead, and hyper closes the socket without
+//! writing a byte, which the client sees as a broken connection.
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    body::Body,
+    extract::DefaultBodyLimit,
+    http::{Request, Response},
+    routing::{get, post},
+};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tower::Service;
+
+use crate::devcenter::wire;
+
+use super::{Shared, api, consent, control};
+
+/// Largest request body accepted anywhere; larger contract calls get PARAM_ILLEGAL.
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Response extension asking the server to close the connection instead of answering.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DropConnection;
+
+/// The error that makes hyper abort the connection.
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by fault injection")]
+struct Dropped;
+
+/// Every route of the simulator.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let contract = Router::new()
+        .route(wire::APPLICATION_INQUIRY_PATH, post(api::call))
+        .route(wire::GENERATE_URL_PATH, post(api::call))
+        .route(wire::AUTHORIZATION_INQUIRY_PATH, post(api::call));
+    Router::new()
+        .merge(contract)
+        .route("/consent/{id}", get(consent::show).post(consent::decide))
+        .merge(control::routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(shared)
+}
+
+/// Accepts connections until `shutdown` turns true; then open connections are aborted.
+pub(crate) async fn serve(listener: TcpListener, router: Router, shutdown: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                connections.spawn(serve_connection(stream, router.clone()));
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = super::stopped(shutdown.clone()) => break,
+        }
+    }
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, router: Router) {
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let mut router = router.clone();
+        async move {
+            let response: Response<Body> = match router.call(request.map(Body::new)).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            if response.extensions().get::<DropConnection>().is_some() {
+                return Err(Dropped);
+            }
+            Ok::<_, Dropped>(response)
+        }
+    });
+    if let Err(error) = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+    {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+}
