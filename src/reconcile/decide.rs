@@ -1,0 +1,514 @@
+//! The decision function itself. Read top to bottom: each step either settles the outcome or
+//! hands on to the next, in the order a human would check things.
+
+use super::conditions::{self, Wanted};
+use super::secret::{self, SecretView};
+use super::{
+    Action, ApplicationView, Decision, Event, Input, IssuedUrl, Refusal, RemoteAuthorization,
+    RemoteView,
+};
+use crate::api::{
+    AcqpAuthorizationStatus, AcqpStatus, Phase, Product, RevocationPolicy, TokenSecretRef,
+};
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// A URL this close to expiry is replaced rather than handed out.
+const URL_EXPIRY_MARGIN: SignedDuration = SignedDuration::from_secs(60);
+/// How long a refusal by the Developer Center stands before the operator asks again.
+const REFUSAL_RETRY: SignedDuration = SignedDuration::from_secs(600);
+/// How often a settled resource (Ready or Stalled) is looked at without a wake-up.
+const SETTLED_RESYNC: Duration = Duration::from_secs(600);
+/// How soon to look again while the first list of authorizations is pending.
+const FIRST_LIST_RETRY: Duration = Duration::from_secs(5);
+
+/// Decides what to do for one AcqpAuthorization.
+pub fn decide(input: &Input<'_>) -> Decision {
+    let mut next = Next::new(input);
+    if let Some(rival) = winning_rival(input) {
+        let message = format!(
+            "AcqpAuthorization {rival} already claims ACQP {} for application {}: delete this \
+             resource or add its products to {rival}",
+            input.resource.spec.acqp.id, input.resource.spec.application_ref.name
+        );
+        return next.stalled(Phase::Error, "DuplicateAcqp", message);
+    }
+    let app = &input.resource.spec.application_ref.name;
+    let integrated = match &input.application {
+        ApplicationView::NotFound => {
+            let message = format!(
+                "DeveloperCenterApplication {app} not found in this namespace: create it or fix \
+                 spec.applicationRef.name"
+            );
+            return next.stalled(Phase::Error, "ApplicationNotFound", message);
+        }
+        ApplicationView::PermissionDenied => {
+            let message = format!(
+                "the credentials of application {app} are not a Developer Admin's: only a \
+                 Developer Admin may generate authorization URLs; use a Developer Admin's keys"
+            );
+            return next.stalled(Phase::Error, "PermissionDenied", message);
+        }
+        ApplicationView::NotReady { reason, message } => {
+            let message =
+                format!("waiting for application {app} to become Ready ({reason}: {message})");
+            return next.progressing(
+                Phase::Pending,
+                "ApplicationNotReady",
+                message,
+                input.poll_interval,
+            );
+        }
+        ApplicationView::Ready {
+            integrated_products,
+        } => integrated_products,
+    };
+    if let SecretView::Foreign { owner } = &input.secret {
+        let name = input.resource.token_secret_name();
+        let message = format!(
+            "Secret {name} already exists and is not managed by this AcqpAuthorization ({owner}); \
+             it is left untouched: delete or rename it, or set spec.tokenSecret.name"
+        );
+        return next.stalled(Phase::Error, "SecretConflict", message);
+    }
+    let remote = match &input.remote {
+        RemoteView::Unknown => {
+            let message = "waiting for the first list of authorizations from the Developer Center"
+                .to_string();
+            return next.progressing(Phase::Pending, "Listing", message, FIRST_LIST_RETRY);
+        }
+        RemoteView::Absent => None,
+        RemoteView::Present(record) => Some(record),
+    };
+    // Keep the Secret current whatever else is wrong: a valid token is never withheld.
+    if let Some(record) = remote.filter(|r| r.status == AcqpStatus::Active) {
+        next.track_grant(record);
+    } else if let Some(record) = remote {
+        next.status.acqp_status = Some(record.status);
+    }
+    let missing: Vec<Product> = next
+        .desired
+        .iter()
+        .filter(|p| !integrated.contains(p))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        let message = format!(
+            "{} not integrated in application {app}: add the payment products in the Developer \
+             Center first, or remove them from spec.products",
+            list(&missing)
+        );
+        return next.stalled(Phase::Error, "ProductsNotIntegrated", message);
+    }
+    if let Some(refusal) = standing_refusal(input) {
+        return next.keep_refusal(refusal);
+    }
+    let acqp = acqp_label(input);
+    match remote {
+        Some(record) if record.status == AcqpStatus::Active => {
+            let missing: Vec<Product> = next
+                .desired
+                .iter()
+                .filter(|p| !record.products.contains(p))
+                .copied()
+                .collect();
+            if missing.is_empty() {
+                return next.authorized(record, &acqp);
+            }
+            let message = format!(
+                "{acqp} must authorize the added {}: send it the authorization URL; the current \
+                 Agent-Token stays in the Secret until then",
+                list(&missing)
+            );
+            next.await_grant("ScopeChangePending", message)
+        }
+        Some(record) if next.status.token_revision.unwrap_or(0) > 0 => {
+            let since = record.update_time;
+            match input.resource.spec.revocation_policy {
+                RevocationPolicy::Wait => {
+                    let message = format!(
+                        "{acqp} cancelled its authorization at {since}; the Agent-Token no longer \
+                         works. Set spec.revocationPolicy: Reinvite to send a new authorization URL"
+                    );
+                    next.clear_url();
+                    next.stalled(Phase::Revoked, "Revoked", message)
+                }
+                RevocationPolicy::Reinvite => {
+                    let message = format!(
+                        "{acqp} cancelled its authorization at {since}; send it the new \
+                         authorization URL"
+                    );
+                    next.await_grant("Reinvited", message)
+                }
+            }
+        }
+        _ => {
+            let message =
+                format!("send the authorization URL to {acqp} and wait for it to authorize");
+            next.await_grant("AwaitingAuthorization", message)
+        }
+    }
+}
+
+/// Records a URL the Developer Center issued after [`super::Action::IssueUrl`].
+pub fn record_url(status: &mut AcqpAuthorizationStatus, issued: IssuedUrl, now: Timestamp) {
+    status.authorization_url = Some(issued.url);
+    status.authorization_url_issued_at = Some(Time(now));
+    status.authorization_url_expires_at = Some(Time(issued.expires_at));
+    status.requested_products = issued.products;
+}
+
+/// Records that the Developer Center refused to issue a URL for a reason a human must fix; the
+/// next decision keeps the resource Stalled for a while instead of asking again at once.
+pub fn record_refusal(
+    status: &mut AcqpAuthorizationStatus,
+    refusal: Refusal,
+    message: &str,
+    generation: i64,
+    now: Timestamp,
+) {
+    let (reason, hint) = match refusal {
+        Refusal::ProductsNotInContract => (
+            "ProductsNotInContract",
+            "the ACQP must add them to its contract with Alipay+, or remove them from spec.products",
+        ),
+        Refusal::ProductsNotIntegrated => (
+            "ProductsNotIntegrated",
+            "add the payment products in the Developer Center first, or remove them from spec.products",
+        ),
+        Refusal::AcqpNotFound => (
+            "AcqpNotFound",
+            "check spec.acqp.id against the Developer Center",
+        ),
+        Refusal::PermissionDenied => ("PermissionDenied", "use a Developer Admin's credentials"),
+    };
+    let wanted = Wanted {
+        ready: false,
+        reason,
+        message: format!("{REFUSAL_PREFIX}: {message}; {hint}"),
+        reconciling: false,
+        stalled: true,
+    };
+    status.conditions = conditions::apply(&status.conditions, &wanted, generation, &Time(now));
+    status.phase = Some(Phase::Error);
+}
+
+/// The status being built, with what the decision needs along the way.
+struct Next<'i, 'a> {
+    input: &'i Input<'a>,
+    generation: i64,
+    desired: Vec<Product>,
+    status: AcqpAuthorizationStatus,
+    actions: Vec<Action>,
+}
+
+impl<'i, 'a> Next<'i, 'a> {
+    fn new(input: &'i Input<'a>) -> Self {
+        let desired: BTreeSet<Product> = input.resource.spec.products.iter().copied().collect();
+        Next {
+            input,
+            generation: input.resource.metadata.generation.unwrap_or_default(),
+            desired: desired.into_iter().collect(),
+            status: input.resource.status.clone().unwrap_or_default(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// Notes a (possibly new) grant and makes sure the Secret holds its token.
+    fn track_grant(&mut self, record: &RemoteAuthorization) {
+        let status = &mut self.status;
+        status.acqp_status = Some(AcqpStatus::Active);
+        let mut revision = status.token_revision.unwrap_or(0);
+        let is_new_grant = status.token_fingerprint.as_deref() != Some(&record.token_fingerprint);
+        if is_new_grant {
+            revision += 1;
+            status.token_revision = Some(revision);
+            status.token_fingerprint = Some(record.token_fingerprint.clone());
+            status.token_rotated_at = Some(Time(self.input.now));
+            status.authorized_products = record.products.clone();
+            let (reason, verb) = if revision == 1 {
+                ("Authorized", "authorized")
+            } else {
+                ("TokenRotated", "re-authorized")
+            };
+            let message = format!(
+                "{} {verb} {}; Agent-Token revision {revision} ({})",
+                acqp_label(self.input),
+                list(&record.products),
+                record.token_fingerprint
+            );
+            self.actions.push(Action::Event(Event {
+                warning: false,
+                reason,
+                message,
+            }));
+        }
+        let desired = secret::desired(
+            self.input.resource,
+            &record.products,
+            revision,
+            &record.token_fingerprint,
+        );
+        status.token_secret_ref = Some(TokenSecretRef {
+            name: desired.name.clone(),
+            key: desired.key.clone(),
+        });
+        if !desired.is_satisfied_by(&self.input.secret) {
+            if !is_new_grant && matches!(self.input.secret, SecretView::Owned { .. }) {
+                let message = format!(
+                    "Secret {} was changed outside the operator; restored it",
+                    desired.name
+                );
+                self.actions.push(Action::Event(Event {
+                    warning: true,
+                    reason: "SecretRepaired",
+                    message,
+                }));
+            }
+            self.actions.push(Action::WriteSecret(desired));
+        }
+    }
+
+    /// Ready: the ACQP authorized every desired product and the Secret holds the token.
+    fn authorized(mut self, record: &RemoteAuthorization, acqp: &str) -> Decision {
+        self.clear_url();
+        let secret = self
+            .status
+            .token_secret_ref
+            .as_ref()
+            .map(|r| format!("{}/{}", r.name, r.key))
+            .unwrap_or_default();
+        let message = format!(
+            "{acqp} authorized {}; Agent-Token revision {} ({}) is in Secret {secret}",
+            list(&record.products),
+            self.status.token_revision.unwrap_or(0),
+            record.token_fingerprint
+        );
+        let wanted = Wanted {
+            ready: true,
+            reason: "Authorized",
+            message,
+            reconciling: false,
+            stalled: false,
+        };
+        self.finish(Phase::Active, wanted, SETTLED_RESYNC)
+    }
+
+    /// Waits for the ACQP on a valid URL for the desired products, issuing one if needed.
+    fn await_grant(mut self, reason: &'static str, message: String) -> Decision {
+        let now = self.input.now;
+        let current_url_expiry = self
+            .status
+            .authorization_url
+            .as_ref()
+            .filter(|_| self.status.requested_products == self.desired)
+            .and(self.status.authorization_url_expires_at.as_ref())
+            .map(|t| t.0)
+            .filter(|expires| *expires > now + URL_EXPIRY_MARGIN);
+        let requeue = match current_url_expiry {
+            Some(expires) => {
+                let until_refresh = (expires - URL_EXPIRY_MARGIN).duration_since(now);
+                self.input.poll_interval.min(until_refresh.unsigned_abs())
+            }
+            None => {
+                let request_id = self.request_id();
+                self.actions.push(Action::IssueUrl {
+                    request_id,
+                    products: self.desired.clone(),
+                });
+                self.input.poll_interval
+            }
+        };
+        let wanted = Wanted {
+            ready: false,
+            reason,
+            message,
+            reconciling: true,
+            stalled: false,
+        };
+        self.finish(Phase::AwaitingAuthorization, wanted, requeue)
+    }
+
+    fn progressing(
+        self,
+        phase: Phase,
+        reason: &'static str,
+        message: String,
+        requeue: Duration,
+    ) -> Decision {
+        let wanted = Wanted {
+            ready: false,
+            reason,
+            message,
+            reconciling: true,
+            stalled: false,
+        };
+        self.finish(phase, wanted, requeue)
+    }
+
+    fn stalled(mut self, phase: Phase, reason: &'static str, message: String) -> Decision {
+        let already = conditions::find(&self.status.conditions, conditions::STALLED)
+            .is_some_and(|c| c.reason == reason);
+        if !already {
+            self.actions.push(Action::Event(Event {
+                warning: true,
+                reason,
+                message: message.clone(),
+            }));
+        }
+        let wanted = Wanted {
+            ready: false,
+            reason,
+            message,
+            reconciling: false,
+            stalled: true,
+        };
+        self.finish(phase, wanted, SETTLED_RESYNC)
+    }
+
+    /// Keeps a refusal recorded by [`record_refusal`] until it is due for another try.
+    fn keep_refusal(self, refusal: StandingRefusal) -> Decision {
+        let requeue = refusal
+            .retry_at
+            .duration_since(self.input.now)
+            .unsigned_abs();
+        let wanted = Wanted {
+            ready: false,
+            reason: refusal.reason,
+            message: refusal.message,
+            reconciling: false,
+            stalled: true,
+        };
+        self.finish(Phase::Error, wanted, requeue)
+    }
+
+    fn clear_url(&mut self) {
+        let status = &mut self.status;
+        status.authorization_url = None;
+        status.authorization_url_issued_at = None;
+        status.authorization_url_expires_at = None;
+        status.requested_products.clear();
+    }
+
+    /// The idempotency key of a URL request: the same inputs after a crash give the same key,
+    /// and every situation that needs a new URL (other products, a new grant, an expired URL)
+    /// changes it.
+    fn request_id(&self) -> String {
+        let uid = self
+            .input
+            .resource
+            .metadata
+            .uid
+            .as_deref()
+            .unwrap_or_default();
+        let products = list_plain(&self.desired);
+        let revision = self.status.token_revision.unwrap_or(0);
+        let previous = self.status.authorization_url.as_deref().unwrap_or_default();
+        let material = format!("{uid}\n{products}\n{revision}\n{previous}");
+        let digest = ring::digest::digest(&ring::digest::SHA256, material.as_bytes());
+        format!("acqpop-{}", &hex::encode(digest.as_ref())[..40])
+    }
+
+    fn finish(mut self, phase: Phase, wanted: Wanted, requeue_after: Duration) -> Decision {
+        let now = Time(self.input.now);
+        let status = &mut self.status;
+        status.observed_generation = Some(self.generation);
+        status.phase = Some(phase);
+        status.conditions = conditions::apply(&status.conditions, &wanted, self.generation, &now);
+        let previous = self.input.resource.status.clone().unwrap_or_default();
+        // lastCheckedTime moves only with another change, so a quiet system writes nothing.
+        let changed = AcqpAuthorizationStatus {
+            last_checked_time: None,
+            ..status.clone()
+        } != AcqpAuthorizationStatus {
+            last_checked_time: None,
+            ..previous
+        };
+        if changed {
+            status.last_checked_time = Some(now);
+        }
+        Decision {
+            status: self.status,
+            actions: self.actions,
+            requeue_after,
+        }
+    }
+}
+
+/// How a refusal's message starts, which tells it from the same reason found by the operator.
+const REFUSAL_PREFIX: &str = "the Developer Center refused the authorization URL";
+
+/// Reasons [`record_refusal`] writes, which stand until [`REFUSAL_RETRY`] has passed.
+const REFUSAL_REASONS: [&str; 4] = [
+    "ProductsNotInContract",
+    "ProductsNotIntegrated",
+    "AcqpNotFound",
+    "PermissionDenied",
+];
+
+/// A refusal recorded for this generation that is not yet due for a retry.
+struct StandingRefusal {
+    reason: &'static str,
+    message: String,
+    retry_at: Timestamp,
+}
+
+fn standing_refusal(input: &Input<'_>) -> Option<StandingRefusal> {
+    let status = input.resource.status.as_ref()?;
+    let stalled = conditions::find(&status.conditions, conditions::STALLED)?;
+    let reason = REFUSAL_REASONS.into_iter().find(|r| *r == stalled.reason)?;
+    let retry_at = stalled.last_transition_time.0 + REFUSAL_RETRY;
+    let current = stalled.observed_generation == input.resource.metadata.generation;
+    let refused = stalled.message.starts_with(REFUSAL_PREFIX);
+    (current && refused && input.now < retry_at).then(|| StandingRefusal {
+        reason,
+        message: stalled.message.clone(),
+        retry_at,
+    })
+}
+
+/// The oldest other claim on the same ACQP, if it is older than this resource.
+fn winning_rival(input: &Input<'_>) -> Option<String> {
+    let meta = &input.resource.metadata;
+    let mine = (
+        meta.creation_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .unwrap_or(input.now),
+        meta.name.clone().unwrap_or_default(),
+    );
+    input
+        .rivals
+        .iter()
+        .map(|c| (c.created, c.name.clone()))
+        .filter(|theirs| *theirs < mine)
+        .min()
+        .map(|(_, name)| name)
+}
+
+fn acqp_label(input: &Input<'_>) -> String {
+    let acqp = &input.resource.spec.acqp;
+    match &acqp.name {
+        Some(name) => format!("ACQP {name} ({})", acqp.id),
+        None => format!("ACQP {}", acqp.id),
+    }
+}
+
+fn list(products: &[Product]) -> String {
+    let noun = if products.len() == 1 {
+        "product"
+    } else {
+        "products"
+    };
+    format!("{noun} {}", list_plain(products))
+}
+
+fn list_plain(products: &[Product]) -> String {
+    products
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
