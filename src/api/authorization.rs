@@ -132,7 +132,9 @@ impl SecretTemplate {
 }
 
 /// What happens to the token Secret on deletion.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum DeletionPolicy {
     /// Delete the Secret with the AcqpAuthorization.
     #[default]
@@ -142,7 +144,9 @@ pub enum DeletionPolicy {
 }
 
 /// What happens when the ACQP cancels its authorization.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub enum RevocationPolicy {
     /// Report Revoked (Stalled) and wait for a human.
     #[default]
@@ -272,7 +276,10 @@ impl AcqpAuthorization {
     pub fn token_secret_name(&self) -> String {
         match &self.spec.token_secret.name {
             Some(name) => name.clone(),
-            None => format!("{}-agent-token", self.metadata.name.as_deref().unwrap_or_default()),
+            None => format!(
+                "{}-agent-token",
+                self.metadata.name.as_deref().unwrap_or_default()
+            ),
         }
     }
 }

@@ -61,7 +61,9 @@ fn application_errors(spec: Value) -> String {
 }
 
 fn with(mut base: Value, pointer: &str, value: Value) -> Value {
-    *base.pointer_mut(pointer).expect("path exists in the valid spec") = value;
+    *base
+        .pointer_mut(pointer)
+        .expect("path exists in the valid spec") = value;
     base
 }
 
@@ -77,34 +79,92 @@ fn authorization_rules_reject_with_their_messages() {
         ("/products", json!([]), "products must list at least one"),
         ("/acqp/id", json!("1022-188"), "letters and digits only"),
         ("/acqp/id", json!(""), "letters and digits only"),
-        ("/applicationRef/name", json!("Demo_App"), "applicationRef.name must be"),
-        ("/tokenSecret/name", json!("Acme Token"), "tokenSecret.name must be a Secret name"),
-        ("/tokenSecret/key", json!("agent/token"), "tokenSecret.key must be a Secret data key"),
-        ("/invitation/webhook/url", json!("ftp://x"), "webhook.url must be an http"),
-        ("/pollInterval", json!("soon"), "pollInterval must be a duration"),
-        ("/pollInterval", json!("500ms"), "pollInterval must be a duration"),
+        (
+            "/applicationRef/name",
+            json!("Demo_App"),
+            "applicationRef.name must be",
+        ),
+        (
+            "/tokenSecret/name",
+            json!("Acme Token"),
+            "tokenSecret.name must be a Secret name",
+        ),
+        (
+            "/tokenSecret/key",
+            json!("agent/token"),
+            "tokenSecret.key must be a Secret data key",
+        ),
+        (
+            "/invitation/webhook/url",
+            json!("ftp://x"),
+            "webhook.url must be an http",
+        ),
+        (
+            "/pollInterval",
+            json!("soon"),
+            "pollInterval must be a duration",
+        ),
+        (
+            "/pollInterval",
+            json!("500ms"),
+            "pollInterval must be a duration",
+        ),
     ];
     for (pointer, value, expected) in cases {
         let errors = authorization_errors(with(valid_authorization_spec(), pointer, value.clone()));
-        assert!(errors.contains(expected), "{pointer}={value}: got {errors:?}");
+        assert!(
+            errors.contains(expected),
+            "{pointer}={value}: got {errors:?}"
+        );
     }
 }
 
 #[test]
 fn application_rules_reject_with_their_messages() {
     let cases = [
-        ("/endpoint", json!("devcenter.example.com"), "endpoint must be an http"),
-        ("/endpoint", json!("https://x.example.com/?q=1"), "endpoint must be an http"),
-        ("/clientId", json!("SANDBOX ID"), "clientId may contain only"),
+        (
+            "/endpoint",
+            json!("devcenter.example.com"),
+            "endpoint must be an http",
+        ),
+        (
+            "/endpoint",
+            json!("https://x.example.com/?q=1"),
+            "endpoint must be an http",
+        ),
+        (
+            "/clientId",
+            json!("SANDBOX ID"),
+            "clientId may contain only",
+        ),
         ("/clientId", json!("2022ABCDEF"), "starts with SANDBOX_"),
-        ("/credentialsSecretRef/name", json!("UPPER"), "name must be a Secret name"),
-        ("/credentialsSecretRef/privateKeyKey", json!("a b"), "privateKeyKey must be a Secret data key"),
-        ("/pollInterval", json!("1 minute"), "pollInterval must be a duration"),
+        (
+            "/credentialsSecretRef/name",
+            json!("UPPER"),
+            "name must be a Secret name",
+        ),
+        (
+            "/credentialsSecretRef/privateKeyKey",
+            json!("a b"),
+            "privateKeyKey must be a Secret data key",
+        ),
+        (
+            "/pollInterval",
+            json!("1 minute"),
+            "pollInterval must be a duration",
+        ),
     ];
     for (pointer, value, expected) in cases {
         let errors = application_errors(with(valid_application_spec(), pointer, value.clone()));
-        assert!(errors.contains(expected), "{pointer}={value}: got {errors:?}");
+        assert!(
+            errors.contains(expected),
+            "{pointer}={value}: got {errors:?}"
+        );
     }
-    let production = with(valid_application_spec(), "/environment", json!("Production"));
+    let production = with(
+        valid_application_spec(),
+        "/environment",
+        json!("Production"),
+    );
     assert!(application_errors(production).contains("belongs to the Sandbox environment"));
 }

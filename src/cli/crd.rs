@@ -1,15 +1,18 @@
 //! The CRDs, generated from the Rust types.
 
 use crate::api::{AcqpAuthorization, DeveloperCenterApplication};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use anyhow::Context;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 use std::path::Path;
 
 /// Both CRDs with the file name each has in `crds/`.
 pub fn all() -> [(&'static str, CustomResourceDefinition); 2] {
     [
-        ("developercenterapplications.yaml", DeveloperCenterApplication::crd()),
+        (
+            "developercenterapplications.yaml",
+            DeveloperCenterApplication::crd(),
+        ),
         ("acqpauthorizations.yaml", AcqpAuthorization::crd()),
     ]
 }
