@@ -24,14 +24,21 @@ fn yaml_files(dir: &str) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo_file(dir))
         .unwrap_or_else(|e| panic!("reading {dir}: {e}"))
         .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml"))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        })
         .collect();
     files.sort();
     files
 }
 
 fn output_text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Runs kubectl and returns stdout, failing the test with kubectl's and the server's output.
@@ -47,9 +54,37 @@ fn kubectl_ok(cluster: &Cluster, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Applies every example into `ns`.
+/// The Kubernetes manifests under `examples/` (any depth): YAML files with a top-level
+/// `apiVersion`. Other YAML there, like the simulator's seed, is not for the cluster.
+fn example_manifests() -> Vec<PathBuf> {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+        for entry in
+            std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path
+                .extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml")
+                && std::fs::read_to_string(&path)
+                    .unwrap()
+                    .lines()
+                    .any(|line| line.starts_with("apiVersion:"))
+            {
+                found.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(&repo_file("examples"), &mut found);
+    found.sort();
+    found
+}
+
+/// Applies every example manifest into `ns` (examples name no namespace, so users pick one).
 fn apply_examples(cluster: &Cluster, ns: &str) {
-    for file in yaml_files("examples") {
+    for file in example_manifests() {
         kubectl_ok(cluster, &["apply", "-n", ns, "-f", file.to_str().unwrap()]);
     }
 }
@@ -60,7 +95,13 @@ async fn crds_are_established() {
     for crd in CRDS {
         let established = kubectl_ok(
             cluster,
-            &["get", "crd", crd, "-o", r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#],
+            &[
+                "get",
+                "crd",
+                crd,
+                "-o",
+                r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#,
+            ],
         );
         assert_eq!(established, "True", "{crd} is not Established");
     }
@@ -70,7 +111,10 @@ async fn crds_are_established() {
 async fn every_example_is_accepted() {
     let cluster = cluster().await;
     let ns = namespace("examples").await;
-    assert!(!yaml_files("examples").is_empty(), "examples/ holds no manifests");
+    assert!(
+        !example_manifests().is_empty(),
+        "examples/ holds no manifests"
+    );
     apply_examples(cluster, &ns);
     // Both kinds were created for real, not just validated.
     for kind in ["acqpauthorizations", "developercenterapplications"] {
@@ -104,12 +148,27 @@ async fn get_shows_printer_columns_and_category() {
     apply_examples(cluster, &ns);
 
     let table = kubectl_ok(cluster, &["get", "acqpauth", "-n", &ns]);
-    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "ACQP", "PRODUCTS", "PHASE", "READY", "AGE"], "{table}");
+    let header: Vec<&str> = table
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["NAME", "ACQP", "PRODUCTS", "PHASE", "READY", "AGE"],
+        "{table}"
+    );
 
     let all = kubectl_ok(cluster, &["get", "acqp", "-n", &ns, "-o", "name"]);
-    for kind in ["acqpauthorization.acqp-operator.io/", "developercenterapplication.acqp-operator.io/"] {
-        assert!(all.contains(kind), "`kubectl get acqp` does not list {kind}:\n{all}");
+    for kind in [
+        "acqpauthorization.acqp-operator.io/",
+        "developercenterapplication.acqp-operator.io/",
+    ] {
+        assert!(
+            all.contains(kind),
+            "`kubectl get acqp` does not list {kind}:\n{all}"
+        );
     }
 }
 
@@ -117,10 +176,26 @@ async fn get_shows_printer_columns_and_category() {
 async fn server_side_apply_twice_is_a_no_op() {
     let cluster = cluster().await;
     let ns = namespace("ssa").await;
-    for file in yaml_files("examples") {
+    for file in example_manifests() {
         let file = file.to_str().unwrap();
-        let apply = ["apply", "--server-side", "--field-manager=acqp-test", "-n", &ns, "-f", file];
-        let version = ["get", "-n", &ns, "-f", file, "-o", "jsonpath={..metadata.resourceVersion}"];
+        let apply = [
+            "apply",
+            "--server-side",
+            "--field-manager=acqp-test",
+            "-n",
+            &ns,
+            "-f",
+            file,
+        ];
+        let version = [
+            "get",
+            "-n",
+            &ns,
+            "-f",
+            file,
+            "-o",
+            "jsonpath={..metadata.resourceVersion}",
+        ];
         kubectl_ok(cluster, &apply);
         let before = kubectl_ok(cluster, &version);
         kubectl_ok(cluster, &apply);
@@ -136,7 +211,11 @@ async fn admission_rejects_every_invalid_manifest() {
     let cluster = cluster().await;
     let ns = namespace("admission").await;
     let files = yaml_files("tests/admission");
-    assert!(files.len() >= 20, "the admission catalog has only {} cases", files.len());
+    assert!(
+        files.len() >= 20,
+        "the admission catalog has only {} cases",
+        files.len()
+    );
 
     let mut failures = Vec::new();
     for file in &files {
@@ -147,7 +226,12 @@ async fn admission_rejects_every_invalid_manifest() {
             .and_then(|line| line.strip_prefix("# expect:"))
             .map(str::trim)
             .filter(|fragment| !fragment.is_empty())
-            .unwrap_or_else(|| panic!("{} lacks a first line `# expect: <fragment>`", file.display()));
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} lacks a first line `# expect: <fragment>`",
+                    file.display()
+                )
+            });
         let out = cluster.kubectl(&[
             "apply",
             "--server-side",
@@ -159,10 +243,22 @@ async fn admission_rejects_every_invalid_manifest() {
         ]);
         let got = output_text(&out);
         if out.status.success() {
-            failures.push(format!("{}: accepted, expected rejection with {expected:?}", file.display()));
+            failures.push(format!(
+                "{}: accepted, expected rejection with {expected:?}",
+                file.display()
+            ));
         } else if !got.contains(expected) {
-            failures.push(format!("{}: expected {expected:?} in:\n{got}", file.display()));
+            failures.push(format!(
+                "{}: expected {expected:?} in:\n{got}",
+                file.display()
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
 }

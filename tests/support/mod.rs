@@ -6,7 +6,8 @@
 //! `hack/control-plane ensure`, never a skip.
 //!
 //! Set `ACQP_KEEP_CONTROL_PLANE=1` to keep the state directory (logs, audit log, kubeconfig)
-//! after the test binary exits; its path is printed at start.
+//! after the test binary exits; its path is printed at start (shown for failed tests, or for
+//! all with `--nocapture`); stop it with `hack/control-plane down DIR`.
 
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
@@ -113,7 +114,10 @@ impl Cluster {
                 let text = std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
                 let lines: Vec<&str> = text.lines().collect();
                 let tail = lines[lines.len().saturating_sub(50)..].join("\n");
-                format!("----- last lines of {} -----\n{tail}\n", self.dir.join(name).display())
+                format!(
+                    "----- last lines of {} -----\n{tail}\n",
+                    self.dir.join(name).display()
+                )
             })
             .collect()
     }
@@ -136,7 +140,10 @@ fn text(output: &Output) -> String {
 }
 
 fn start() -> Result<Cluster, String> {
-    let path = Command::new(script()).arg("path").output().map_err(|e| e.to_string())?;
+    let path = Command::new(script())
+        .arg("path")
+        .output()
+        .map_err(|e| e.to_string())?;
     if !path.status.success() {
         return Err(format!(
             "the control plane binaries are missing: run `hack/control-plane ensure` \
@@ -145,7 +152,10 @@ fn start() -> Result<Cluster, String> {
         ));
     }
     let bin_dir = PathBuf::from(String::from_utf8_lossy(&path.stdout).trim());
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     let dir = std::env::temp_dir().join(format!("acqp-cp-{}-{nanos}", std::process::id()));
     let keep = std::env::var_os("ACQP_KEEP_CONTROL_PLANE").is_some_and(|v| v != "0");
     eprintln!("control plane state: {}", dir.display());
@@ -168,11 +178,19 @@ fn start() -> Result<Cluster, String> {
         .spawn()
         .map_err(|e| format!("starting the control plane watchdog: {e}"))?;
 
-    let up = Command::new(script()).arg("up").arg(&dir).output().map_err(|e| e.to_string())?;
+    let up = Command::new(script())
+        .arg("up")
+        .arg(&dir)
+        .output()
+        .map_err(|e| e.to_string())?;
     if !up.status.success() {
         return Err(format!("`hack/control-plane up` failed:\n{}", text(&up)));
     }
-    let cluster = Cluster { kubeconfig: dir.join("kubeconfig"), dir, bin_dir };
+    let cluster = Cluster {
+        kubeconfig: dir.join("kubeconfig"),
+        dir,
+        bin_dir,
+    };
     cluster.install_crds()?;
     Ok(cluster)
 }
@@ -181,7 +199,13 @@ impl Cluster {
     fn install_crds(&self) -> Result<(), String> {
         let steps: [&[&str]; 2] = [
             &["apply", "--server-side", "-f", "crds/"],
-            &["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"],
+            &[
+                "wait",
+                "--for=condition=Established",
+                "crd",
+                "--all",
+                "--timeout=60s",
+            ],
         ];
         for args in steps {
             let out = self.kubectl(args);
