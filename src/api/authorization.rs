@@ -88,7 +88,7 @@ pub struct Acqp {
 }
 
 /// The Secret holding the Agent-Token.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenSecret {
     /// Name of the Secret, in this namespace. Defaults to <metadata.name>-agent-token.
@@ -112,6 +112,17 @@ pub struct TokenSecret {
     /// Retain.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+}
+
+impl Default for TokenSecret {
+    fn default() -> Self {
+        TokenSecret {
+            name: None,
+            key: default_token_key(),
+            template: SecretTemplate::default(),
+            deletion_policy: DeletionPolicy::default(),
+        }
+    }
 }
 
 /// Extra metadata for the token Secret.

@@ -15,6 +15,37 @@ pub fn all() -> [(&'static str, CustomResourceDefinition); 2] {
         ),
         ("acqpauthorizations.yaml", AcqpAuthorization::crd()),
     ]
+    .map(|(file, crd)| (file, reflow_descriptions(crd)))
+}
+
+/// Doc comments are wrapped at 100 columns; `kubectl explain` wraps by itself, so the lines of
+/// a paragraph are joined and only paragraph breaks are kept.
+fn reflow_descriptions(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, value) in map.iter_mut() {
+                    match value {
+                        serde_json::Value::String(text) if key == "description" => {
+                            *text = text
+                                .split("\n\n")
+                                .map(|paragraph| {
+                                    paragraph.split_whitespace().collect::<Vec<_>>().join(" ")
+                                })
+                                .collect::<Vec<_>>()
+                                .join("\n\n");
+                        }
+                        other => walk(other),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(crd).expect("a CRD serializes to JSON");
+    walk(&mut value);
+    serde_json::from_value(value).expect("reflowed descriptions keep the CRD valid")
 }
 
 /// One CRD as YAML.

@@ -20,6 +20,10 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<std::path::PathBuf>,
     },
+    /// Run the operator: reconcile DeveloperCenterApplications and AcqpAuthorizations.
+    Run(crate::controller::RunArgs),
+    /// Run the Developer Center simulator (for the demo, tests and staging).
+    Simulator(crate::simulator::SimulatorArgs),
 }
 
 impl Cli {
@@ -31,6 +35,8 @@ impl Cli {
                 Ok(())
             }
             Command::Crd { out_dir: Some(dir) } => crd::write_all(&dir),
+            Command::Run(args) => crate::controller::run(args).await,
+            Command::Simulator(args) => Ok(crate::simulator::run(args).await?),
         }
     }
 }
