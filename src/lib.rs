@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod devcenter;
 pub mod reconcile;
 pub mod simulator;

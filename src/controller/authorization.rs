@@ -1,0 +1,512 @@
+//! The AcqpAuthorization controller: a thin shell that gathers what [`reconcile::decide`] needs,
+//! carries out its actions (Developer Center calls, the Secret, Events) and writes the status.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use futures::{StreamExt as _, stream::BoxStream};
+use k8s_openapi::{
+    ByteString,
+    api::core::v1::Secret,
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+};
+use kube::{
+    Api, Resource, ResourceExt as _,
+    api::{DeleteParams, Patch, PatchParams},
+    runtime::{
+        Controller,
+        controller::{self, Action as Requeue},
+        events::{Event as KubeEvent, EventType},
+        finalizer::{self, Event as Finalized},
+        reflector::ObjectRef,
+        watcher,
+    },
+};
+use serde_json::json;
+
+use super::{
+    Context,
+    context::MANAGER,
+    registry::{Application, NotReadyReason, Readiness},
+};
+use crate::{
+    api::{
+        AcqpAuthorization, AcqpAuthorizationStatus, AcqpStatus, DeletionPolicy,
+        DeveloperCenterApplication, duration,
+    },
+    devcenter::{
+        self,
+        wire::{
+            AgentToken, AuthorizationStatus, GENERATE_URL_PATH, GenerateUrlRequest, ResultCode,
+        },
+    },
+    reconcile::{
+        self, Action, ApplicationView, Claim, Decision, Input, IssuedUrl, Refusal,
+        RemoteAuthorization, RemoteView,
+        secret::{DesiredSecret, MANAGED_BY_LABEL, SecretView},
+    },
+};
+
+/// Keeps the token Secret until the operator has deleted or released it.
+const FINALIZER: &str = "acqp-operator.io/token-secret";
+/// Poll interval when neither the resource nor its application says otherwise.
+const DEFAULT_POLL: Duration = Duration::from_secs(60);
+
+/// Why a reconcile failed; each is retried with a delay.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API server refused or failed a request.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The Developer Center could not be asked (retryable) or broke the contract.
+    #[error(transparent)]
+    DevCenter(#[from] devcenter::Error),
+    /// The Secret could not be written: the grant's token is no longer in the snapshot.
+    #[error("the Developer Center's record for ACQP {0} changed meanwhile; retrying")]
+    RecordChanged(String),
+    /// Adding or removing the finalizer failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// A low-cardinality label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::DevCenter(error) => error.metric_label(),
+            Error::RecordChanged(_) => "record_changed",
+            Error::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+/// Runs the controller until the context stops. `wake` comes from the poller: it names the
+/// resources whose remote record or application changed.
+pub async fn run(ctx: Arc<Context>, wake: BoxStream<'static, ObjectRef<AcqpAuthorization>>) {
+    // Only Secrets the operator labelled are cached: never every Secret of the cluster.
+    let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"));
+    Controller::new(ctx.api::<AcqpAuthorization>(), watcher::Config::default())
+        .with_config(controller::Config::default().concurrency(ctx.concurrency))
+        .owns(ctx.api::<Secret>(), managed)
+        .reconcile_on(wake)
+        .graceful_shutdown_on(ctx.stopped())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+async fn reconcile(object: Arc<AcqpAuthorization>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    ctx.metrics.reconciled("acqpauthorization");
+    let api: Api<AcqpAuthorization> =
+        Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    finalizer::finalizer(&api, FINALIZER, object, |event| async {
+        match event {
+            Finalized::Apply(object) => apply(&object, &ctx).await,
+            Finalized::Cleanup(object) => cleanup(&object, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|error| Error::Finalizer(Box::new(error)))
+}
+
+fn error_policy(object: Arc<AcqpAuthorization>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    ctx.metrics
+        .reconcile_failed("acqpauthorization", error.metric_label());
+    tracing::warn!(
+        name = %object.name_any(),
+        namespace = %object.namespace().unwrap_or_default(),
+        %error,
+        "reconcile failed; retrying"
+    );
+    Requeue::requeue(Duration::from_secs(10))
+}
+
+/// Brings one resource closer to what its spec asks for.
+async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Error> {
+    let namespace = object.namespace().unwrap_or_default();
+    let app = ctx
+        .applications
+        .get(&namespace, &object.spec.application_ref.name);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut resource = object.clone();
+    let input = Input {
+        resource: object,
+        application: application_view(object, app.as_deref(), ctx).await?,
+        remote: remote_view(object, app.as_deref()),
+        secret: secret_view(object, secrets.get_opt(&object.token_secret_name()).await?),
+        rivals: rivals(object, ctx),
+        poll_interval: poll_interval(object, app.as_deref()),
+        now: jiff::Timestamp::now(),
+    };
+    let mut decision = reconcile::decide(&input);
+    if let Some(Action::IssueUrl {
+        request_id,
+        products,
+    }) = decision
+        .actions
+        .iter()
+        .find(|a| matches!(a, Action::IssueUrl { .. }))
+        .cloned()
+    {
+        // Ready implies loaded credentials, and only a Ready application leads to IssueUrl.
+        let client = app.as_ref().and_then(|a| a.client.clone());
+        let client = client.ok_or_else(|| Error::RecordChanged(object.spec.acqp.id.clone()))?;
+        let request = GenerateUrlRequest {
+            authorization_request_id: request_id,
+            acquirer_id: object.spec.acqp.id.clone(),
+            products: products.clone(),
+        };
+        let started = std::time::Instant::now();
+        let outcome = client.generate_url(&request).await;
+        let label = outcome
+            .as_ref()
+            .map_or_else(|e| e.metric_label(), |_| "success");
+        ctx.metrics
+            .observe_call(GENERATE_URL_PATH, label, started.elapsed());
+        let mut status = decision.status.clone();
+        match outcome {
+            Ok(response) => {
+                let issued = IssuedUrl {
+                    url: response.authorization_url,
+                    expires_at: response.expiry_time,
+                    products,
+                };
+                reconcile::record_url(&mut status, issued.clone(), input.now);
+                resource.status = Some(status);
+                decision = reconcile::decide(&Input {
+                    resource: &resource,
+                    ..input.clone()
+                });
+                announce_url(object, &issued, ctx).await;
+            }
+            Err(devcenter::Error::Rejected { code, message, .. }) if refusal(&code).is_some() => {
+                let generation = object.metadata.generation.unwrap_or_default();
+                let refusal = refusal(&code).unwrap_or(Refusal::PermissionDenied);
+                reconcile::record_refusal(&mut status, refusal, &message, generation, input.now);
+                resource.status = Some(status);
+                decision = reconcile::decide(&Input {
+                    resource: &resource,
+                    ..input.clone()
+                });
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    perform(object, &decision, app.as_deref(), &secrets, ctx).await?;
+    write_status(object, &decision.status, ctx).await?;
+    Ok(Requeue::requeue(decision.requeue_after))
+}
+
+/// Carries out the Secret writes and Events of a decision.
+async fn perform(
+    object: &AcqpAuthorization,
+    decision: &Decision,
+    app: Option<&Application>,
+    secrets: &Api<Secret>,
+    ctx: &Context,
+) -> Result<(), Error> {
+    for action in &decision.actions {
+        match action {
+            Action::IssueUrl { .. } => {}
+            Action::WriteSecret(desired) => {
+                let record = app.and_then(|a| a.record(&object.spec.acqp.id));
+                let token = record
+                    .filter(|r| r.agent_token.fingerprint() == desired.fingerprint)
+                    .map(|r| r.agent_token)
+                    .ok_or_else(|| Error::RecordChanged(object.spec.acqp.id.clone()))?;
+                write_secret(object, desired, &token, secrets).await?;
+            }
+            Action::Event(event) => {
+                if event.reason == "TokenRotated" {
+                    ctx.metrics.token_rotated();
+                }
+                if matches!(event.reason, "Authorized" | "TokenRotated") {
+                    observe_grant_latency(object, ctx);
+                }
+                let type_ = if event.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                };
+                publish(object, type_, event.reason, event.message.clone(), ctx).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records the URL in an Event and, when the spec asks for it, posts it to the webhook.
+async fn announce_url(object: &AcqpAuthorization, issued: &IssuedUrl, ctx: &Context) {
+    let message = format!(
+        "authorization URL for ACQP {} ({}), valid until {}: {}",
+        object.spec.acqp.id,
+        issued
+            .products
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        issued.expires_at,
+        issued.url
+    );
+    publish(object, EventType::Normal, "UrlIssued", message, ctx).await;
+    if let Some(webhook) = object
+        .spec
+        .invitation
+        .as_ref()
+        .and_then(|i| i.webhook.as_ref())
+    {
+        let body = json!({
+            "acqp": {"id": object.spec.acqp.id, "name": object.spec.acqp.name},
+            "products": issued.products,
+            "authorizationUrl": issued.url,
+            "expiresAt": issued.expires_at,
+            "resource": {"namespace": object.namespace(), "name": object.name_any()},
+        });
+        tokio::spawn(super::invitation::deliver(webhook.url.clone(), body));
+    }
+}
+
+fn observe_grant_latency(object: &AcqpAuthorization, ctx: &Context) {
+    let issued = object
+        .status
+        .as_ref()
+        .and_then(|s| s.authorization_url_issued_at.as_ref());
+    if let Some(issued) = issued {
+        let latency = jiff::Timestamp::now().duration_since(issued.0);
+        ctx.metrics.observe_grant_latency(latency.unsigned_abs());
+    }
+}
+
+async fn publish(
+    object: &AcqpAuthorization,
+    type_: EventType,
+    reason: &str,
+    note: String,
+    ctx: &Context,
+) {
+    let event = KubeEvent {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+        tracing::warn!(%error, reason, "cannot record Event");
+    }
+}
+
+/// Writes the token Secret with server-side apply; the token goes only into its data.
+async fn write_secret(
+    object: &AcqpAuthorization,
+    desired: &DesiredSecret,
+    token: &AgentToken,
+    secrets: &Api<Secret>,
+) -> Result<(), Error> {
+    let owner = object.controller_owner_ref(&()).map(|mut owner| {
+        // Deletion goes through our finalizer (which honours deletionPolicy), not through GC.
+        owner.block_owner_deletion = Some(false);
+        owner
+    });
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(desired.name.clone()),
+            labels: Some(desired.labels.clone()),
+            annotations: Some(desired.annotations.clone()),
+            owner_references: owner.map(|o: OwnerReference| vec![o]),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(
+            desired.key.clone(),
+            ByteString(token.expose().as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    };
+    let params = PatchParams::apply(MANAGER).force();
+    secrets
+        .patch(&desired.name, &params, &Patch::Apply(&secret))
+        .await?;
+    Ok(())
+}
+
+/// Writes the status when it changed, with server-side apply of the status subresource.
+async fn write_status(
+    object: &AcqpAuthorization,
+    status: &AcqpAuthorizationStatus,
+    ctx: &Context,
+) -> Result<(), Error> {
+    if object.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let api: Api<AcqpAuthorization> =
+        Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": "acqp-operator.io/v1alpha1",
+        "kind": "AcqpAuthorization",
+        "status": status,
+    });
+    let params = PatchParams::apply(MANAGER).force();
+    api.patch_status(&object.name_any(), &params, &Patch::Apply(&patch))
+        .await?;
+    Ok(())
+}
+
+/// On deletion: delete the Secret (Delete) or release it by dropping our owner reference
+/// (Retain). Only Kubernetes is touched, so deletion never waits for the Developer Center.
+async fn cleanup(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Error> {
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let name = object.token_secret_name();
+    let Some(secret) = secrets.get_opt(&name).await? else {
+        return Ok(Requeue::await_change());
+    };
+    if !is_owned_by(&secret, object) {
+        return Ok(Requeue::await_change());
+    }
+    match object.spec.token_secret.deletion_policy {
+        DeletionPolicy::Delete => {
+            secrets.delete(&name, &DeleteParams::default()).await?;
+        }
+        DeletionPolicy::Retain => {
+            let release = json!({"metadata": {"ownerReferences": null}});
+            secrets
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&release))
+                .await?;
+        }
+    }
+    Ok(Requeue::await_change())
+}
+
+async fn application_view(
+    object: &AcqpAuthorization,
+    app: Option<&Application>,
+    ctx: &Context,
+) -> Result<ApplicationView, Error> {
+    let Some(app) = app else {
+        // Not registered: either it does not exist or the application controller has not
+        // loaded it yet. Only the API server can tell.
+        let apps: Api<DeveloperCenterApplication> =
+            Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+        return Ok(
+            match apps.get_opt(&object.spec.application_ref.name).await? {
+                None => ApplicationView::NotFound,
+                Some(_) => ApplicationView::NotReady {
+                    reason: "Loading".into(),
+                    message: "the operator is loading the application".into(),
+                },
+            },
+        );
+    };
+    Ok(match &app.facts.readiness {
+        Readiness::Ready => ApplicationView::Ready {
+            integrated_products: app.facts.integrated_products.clone(),
+        },
+        Readiness::NotReady {
+            reason: NotReadyReason::PermissionDenied,
+            ..
+        } => ApplicationView::PermissionDenied,
+        Readiness::NotReady { reason, message } => ApplicationView::NotReady {
+            reason: reason.as_str().into(),
+            message: message.clone(),
+        },
+    })
+}
+
+fn remote_view(object: &AcqpAuthorization, app: Option<&Application>) -> RemoteView {
+    let Some(app) = app.filter(|a| a.snapshot_taken()) else {
+        return RemoteView::Unknown;
+    };
+    match app.record(&object.spec.acqp.id) {
+        None => RemoteView::Absent,
+        Some(record) => RemoteView::Present(RemoteAuthorization {
+            status: match record.status {
+                AuthorizationStatus::Active => AcqpStatus::Active,
+                AuthorizationStatus::Inactive => AcqpStatus::Inactive,
+            },
+            products: record.products,
+            token_fingerprint: record.agent_token.fingerprint(),
+            update_time: record.update_time,
+        }),
+    }
+}
+
+fn secret_view(object: &AcqpAuthorization, secret: Option<Secret>) -> SecretView {
+    let Some(secret) = secret else {
+        return SecretView::Missing;
+    };
+    if !is_owned_by(&secret, object) {
+        let owner = match secret
+            .metadata
+            .owner_references
+            .as_deref()
+            .unwrap_or_default()
+        {
+            [] => "it has no owner".to_string(),
+            [owner, ..] => format!("it belongs to {} {}", owner.kind, owner.name),
+        };
+        return SecretView::Foreign { owner };
+    }
+    let key = &object.spec.token_secret.key;
+    let data_fingerprint =
+        secret.data.as_ref().and_then(|d| d.get(key)).map(|bytes| {
+            AgentToken::new(String::from_utf8_lossy(&bytes.0).into_owned()).fingerprint()
+        });
+    SecretView::Owned {
+        data_fingerprint,
+        labels: secret.metadata.labels.unwrap_or_default(),
+        annotations: secret.metadata.annotations.unwrap_or_default(),
+    }
+}
+
+fn is_owned_by(secret: &Secret, object: &AcqpAuthorization) -> bool {
+    let uid = object.metadata.uid.as_deref();
+    secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|owner| Some(owner.uid.as_str()) == uid && owner.controller == Some(true))
+}
+
+fn rivals(object: &AcqpAuthorization, ctx: &Context) -> Vec<Claim> {
+    ctx.authorizations
+        .state_filter(|other| {
+            other.namespace() == object.namespace()
+                && other.metadata.uid != object.metadata.uid
+                && other.metadata.deletion_timestamp.is_none()
+                && other.spec.application_ref == object.spec.application_ref
+                && other.spec.acqp.id == object.spec.acqp.id
+        })
+        .into_iter()
+        .map(|other| Claim {
+            name: other.name_any(),
+            created: other
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map_or(jiff::Timestamp::MAX, |t| t.0),
+        })
+        .collect()
+}
+
+fn poll_interval(object: &AcqpAuthorization, app: Option<&Application>) -> Duration {
+    let own = object
+        .spec
+        .poll_interval
+        .as_deref()
+        .and_then(|d| duration::parse(d).ok());
+    own.or(app.map(|a| a.poll_interval)).unwrap_or(DEFAULT_POLL)
+}
+
+/// The refusals a human must resolve; other F codes are errors of the operator or the gateway.
+fn refusal(code: &ResultCode) -> Option<Refusal> {
+    match code {
+        ResultCode::ProductNotInContract => Some(Refusal::ProductsNotInContract),
+        ResultCode::ProductNotIntegrated => Some(Refusal::ProductsNotIntegrated),
+        ResultCode::AcquirerNotFound => Some(Refusal::AcqpNotFound),
+        ResultCode::AccessDenied => Some(Refusal::PermissionDenied),
+        _ => None,
+    }
+}

@@ -1,0 +1,117 @@
+//! What every controller shares: the Kubernetes client, the application registry, the metrics,
+//! the AcqpAuthorization cache, and the wake-up channel from the poller to the reconciler.
+
+use std::sync::Arc;
+
+use futures::{StreamExt as _, stream::BoxStream};
+use kube::{
+    Api, Resource,
+    runtime::{
+        events::{Recorder, Reporter},
+        reflector::{ObjectRef, Store},
+    },
+};
+use tokio::sync::{mpsc, watch};
+
+use super::{
+    metrics::Metrics,
+    registry::{AppKey, Registry},
+};
+use crate::api::AcqpAuthorization;
+
+/// The field manager of every server-side apply, and the Events' reporting controller.
+pub const MANAGER: &str = "acqp-operator";
+
+/// Shared state of the running operator; handed to reconcilers as `Arc<Context>`.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: kube::Client,
+    /// The DeveloperCenterApplications as the application controller last saw them.
+    pub applications: Registry,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// The only namespace the operator acts in, or `None` for all.
+    pub namespace: Option<String>,
+    /// Every AcqpAuthorization the operator watches.
+    pub authorizations: Store<AcqpAuthorization>,
+    /// Publishes Events as `acqp-operator`.
+    pub recorder: Recorder,
+    /// How many resources one controller reconciles at once.
+    pub concurrency: u16,
+    wakes: mpsc::UnboundedSender<ObjectRef<AcqpAuthorization>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Context {
+    /// A context, and the stream of AcqpAuthorizations to reconcile because their remote record
+    /// or their application changed (for the AcqpAuthorization controller's `reconcile_on`).
+    pub fn new(
+        client: kube::Client,
+        namespace: Option<String>,
+        authorizations: Store<AcqpAuthorization>,
+        concurrency: u16,
+    ) -> (Self, BoxStream<'static, ObjectRef<AcqpAuthorization>>) {
+        let (wakes, woken) = mpsc::unbounded_channel();
+        let reporter = Reporter {
+            controller: MANAGER.to_owned(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let context = Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            applications: Registry::default(),
+            metrics: Metrics::new(),
+            namespace,
+            authorizations,
+            concurrency,
+            wakes,
+            stop: watch::Sender::new(false),
+        };
+        let stream = futures::stream::unfold(woken, |mut woken| async move {
+            woken.recv().await.map(|object| (object, woken))
+        });
+        (context, stream.boxed())
+    }
+
+    /// An API for `K` in the operator's namespace, or in all namespaces.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match &self.namespace {
+            Some(namespace) => Api::namespaced(self.client.clone(), namespace),
+            None => Api::all(self.client.clone()),
+        }
+    }
+
+    /// Resolves once the operator is stopping (a signal, or the leader lease was lost); pass it
+    /// to `Controller::graceful_shutdown_on`.
+    pub fn stopped(&self) -> impl Future<Output = ()> + Send + Sync + 'static {
+        let mut stop = self.stop.subscribe();
+        async move {
+            // An error means the sender is gone, which also means stopping.
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        }
+    }
+
+    /// Tells every controller to finish its current work and stop.
+    pub(crate) fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// The AcqpAuthorizations that reference the application `key`.
+    pub(crate) fn authorizations_of(&self, key: &AppKey) -> Vec<Arc<AcqpAuthorization>> {
+        self.authorizations.state_filter(|authorization| {
+            authorization.metadata.namespace.as_deref() == Some(key.namespace.as_str())
+                && authorization.spec.application_ref.name == key.name
+        })
+    }
+
+    /// Asks the AcqpAuthorization controller to reconcile these resources.
+    pub(crate) fn wake<'a>(&self, authorizations: impl IntoIterator<Item = &'a AcqpAuthorization>) {
+        for authorization in authorizations {
+            // Fails only once the controller has stopped, when there is no one left to wake.
+            let _ = self.wakes.send(ObjectRef::from_obj(authorization));
+        }
+    }
+}

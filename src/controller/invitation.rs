@@ -1,0 +1,32 @@
+//! Delivers authorization URLs to `spec.invitation.webhook.url`.
+
+use std::time::Duration;
+
+/// Attempts per URL; the URL is also in status and an Event, so a lost webhook loses nothing.
+const ATTEMPTS: u32 = 5;
+
+/// POSTs `body` as JSON to `url`, retrying with exponential backoff until a 2xx answer.
+pub async fn deliver(url: String, body: serde_json::Value) {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+    {
+        Ok(client) => client,
+        Err(error) => {
+            tracing::warn!(%error, "cannot build the webhook client");
+            return;
+        }
+    };
+    let mut delay = Duration::from_secs(1);
+    for attempt in 1..=ATTEMPTS {
+        match client.post(&url).json(&body).send().await {
+            Ok(response) if response.status().is_success() => return,
+            Ok(response) => {
+                tracing::warn!(%url, status = %response.status(), attempt, "invitation webhook refused")
+            }
+            Err(error) => tracing::warn!(%url, %error, attempt, "invitation webhook failed"),
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+}

@@ -1,0 +1,305 @@
+//! Prometheus metrics (`acqp_operator_*`) and the `/metrics`, `/healthz`, `/readyz` server.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{Router, extract::State, http::StatusCode, http::header, response::IntoResponse};
+use kube::runtime::reflector::Store;
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+use crate::api::{AcqpAuthorization, Phase};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ControllerLabels {
+    controller: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    controller: &'static str,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    path: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabels {
+    path: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: &'static str,
+}
+
+/// A histogram constructor that is a plain `fn`, so the family's type can be named.
+type HistogramFn = fn() -> Histogram;
+
+fn call_duration_histogram() -> Histogram {
+    // 10 ms .. ~40 s: signed calls are usually fast, retries with backoff are not.
+    Histogram::new(exponential_buckets(0.01, 2.0, 13))
+}
+
+/// The operator's metrics; cheap to clone, clones update the same series.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    reconciles: Family<ControllerLabels, Counter>,
+    reconcile_errors: Family<ErrorLabels, Counter>,
+    devcenter_calls: Family<CallLabels, Counter>,
+    devcenter_call_duration: Family<PathLabels, Histogram, HistogramFn>,
+    authorizations: Family<PhaseLabels, Gauge>,
+    token_rotations: Counter,
+    grant_latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every series under the `acqp_operator` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("acqp_operator");
+        let reconciles = Family::default();
+        registry.register(
+            "reconciles",
+            "Reconciliations by controller",
+            reconciles.clone(),
+        );
+        let reconcile_errors = Family::default();
+        registry.register(
+            "reconcile_errors",
+            "Failed reconciliations and polls by controller and reason",
+            reconcile_errors.clone(),
+        );
+        let devcenter_calls = Family::default();
+        registry.register(
+            "devcenter_calls",
+            "Developer Center calls by path and result (a paginated list counts once)",
+            devcenter_calls.clone(),
+        );
+        let devcenter_call_duration =
+            Family::new_with_constructor(call_duration_histogram as HistogramFn);
+        registry.register(
+            "devcenter_call_duration_seconds",
+            "Developer Center call latency by path, retries included",
+            devcenter_call_duration.clone(),
+        );
+        let authorizations = Family::default();
+        registry.register(
+            "authorizations",
+            "AcqpAuthorizations by phase",
+            authorizations.clone(),
+        );
+        let token_rotations = Counter::default();
+        registry.register(
+            "token_rotations",
+            "Agent-Tokens replaced in a token Secret",
+            token_rotations.clone(),
+        );
+        // 1 s .. ~4.5 days: a grant is a human clicking a link.
+        let grant_latency = Histogram::new(exponential_buckets(1.0, 3.0, 12));
+        registry.register(
+            "grant_latency_seconds",
+            "Seconds from an authorization URL being issued to the ACQP's grant",
+            grant_latency.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            reconciles,
+            reconcile_errors,
+            devcenter_calls,
+            devcenter_call_duration,
+            authorizations,
+            token_rotations,
+            grant_latency,
+        }
+    }
+
+    /// Counts one reconciliation by `controller` (e.g. `application`, `authorization`).
+    pub fn reconciled(&self, controller: &'static str) {
+        self.reconciles
+            .get_or_create(&ControllerLabels { controller })
+            .inc();
+    }
+
+    /// Counts one failed reconciliation (or poll) by `controller`, with a short stable reason.
+    pub fn reconcile_failed(&self, controller: &'static str, reason: &str) {
+        let labels = ErrorLabels {
+            controller,
+            reason: reason.to_owned(),
+        };
+        self.reconcile_errors.get_or_create(&labels).inc();
+    }
+
+    /// Records one Developer Center call: its path, `success` or an error's `metric_label()`,
+    /// and how long it took.
+    pub fn observe_call(&self, path: &str, result: &str, duration: Duration) {
+        let labels = CallLabels {
+            path: path.to_owned(),
+            result: result.to_owned(),
+        };
+        self.devcenter_calls.get_or_create(&labels).inc();
+        self.devcenter_call_duration
+            .get_or_create(&PathLabels {
+                path: path.to_owned(),
+            })
+            .observe(duration.as_secs_f64());
+    }
+
+    /// Counts an Agent-Token written over a previous one.
+    pub fn token_rotated(&self) {
+        self.token_rotations.inc();
+    }
+
+    /// Records the time from an authorization URL being issued to the ACQP granting it.
+    pub fn observe_grant_latency(&self, latency: Duration) {
+        self.grant_latency.observe(latency.as_secs_f64());
+    }
+
+    /// Sets the by-phase gauge from the resources themselves, so it is right after a restart or a
+    /// deletion without any reconciler keeping count. Resources without a phase yet are Pending.
+    fn count_phases(&self, authorizations: &Store<AcqpAuthorization>) {
+        let phases = [
+            Phase::Pending,
+            Phase::AwaitingAuthorization,
+            Phase::Active,
+            Phase::Revoked,
+            Phase::Error,
+        ];
+        let state = authorizations.state();
+        for phase in phases {
+            let count = state
+                .iter()
+                .filter(|a| {
+                    a.status
+                        .as_ref()
+                        .and_then(|s| s.phase)
+                        .unwrap_or(Phase::Pending)
+                        == phase
+                })
+                .count();
+            let labels = PhaseLabels {
+                phase: phase_label(phase),
+            };
+            self.authorizations
+                .get_or_create(&labels)
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    fn encode(&self) -> String {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
+
+fn phase_label(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Pending => "Pending",
+        Phase::AwaitingAuthorization => "AwaitingAuthorization",
+        Phase::Active => "Active",
+        Phase::Revoked => "Revoked",
+        Phase::Error => "Error",
+    }
+}
+
+/// What the health server reads: the metrics and whether the caches have synced.
+#[derive(Clone)]
+pub(crate) struct HealthState {
+    pub(crate) metrics: Metrics,
+    pub(crate) authorizations: Store<AcqpAuthorization>,
+    pub(crate) ready: Arc<AtomicBool>,
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` until `shutdown` resolves.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    state: HealthState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = Router::new()
+        .route("/metrics", axum::routing::get(metrics))
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/readyz", axum::routing::get(readyz))
+        .with_state(state);
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+async fn metrics(State(state): State<HealthState>) -> impl IntoResponse {
+    state.metrics.count_phases(&state.authorizations);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+}
+
+/// Ready once the AcqpAuthorization cache has synced, on the leader and on standbys alike: a
+/// standby that is never ready would block rolling updates.
+async fn readyz(State(state): State<HealthState>) -> (StatusCode, &'static str) {
+    if state.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposes_the_documented_series() {
+        let metrics = Metrics::new();
+        metrics.reconciled("application");
+        metrics.reconcile_failed("poller", "unavailable");
+        metrics.observe_call("/p", "success", Duration::from_millis(30));
+        metrics.token_rotated();
+        metrics.observe_grant_latency(Duration::from_secs(5));
+        let (store, _writer) = kube::runtime::reflector::store();
+        metrics.count_phases(&store);
+        let text = metrics.encode();
+        for line in [
+            r#"acqp_operator_reconciles_total{controller="application"} 1"#,
+            r#"acqp_operator_reconcile_errors_total{controller="poller",reason="unavailable"} 1"#,
+            r#"acqp_operator_devcenter_calls_total{path="/p",result="success"} 1"#,
+            r#"acqp_operator_devcenter_call_duration_seconds_count{path="/p"} 1"#,
+            r#"acqp_operator_authorizations{phase="Active"} 0"#,
+            "acqp_operator_token_rotations_total 1",
+            "acqp_operator_grant_latency_seconds_count 1",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The shared poller: one task per Ready application lists all its authorizations once per poll
+//! interval and wakes only the AcqpAuthorizations whose remote record changed, so the Developer
+//! Center sees O(pages) calls per interval however many resources there are.
+
+use std::{collections::BTreeSet, num::NonZeroU32, sync::Arc, time::Duration};
+
+use rand::Rng as _;
+use tokio::{task::JoinHandle, time::Instant};
+
+use super::{
+    Context,
+    registry::{AppKey, Application, Snapshot},
+};
+use crate::{
+    api::duration,
+    devcenter::{
+        AuthorizationFilter, DevCenterClient, Error,
+        wire::{AUTHORIZATION_INQUIRY_PATH, AuthorizationRecord},
+    },
+};
+
+/// Records per `authorizations/inquiry` page.
+const PAGE_SIZE: NonZeroU32 = NonZeroU32::new(100).expect("100 is not zero");
+/// The first retry after a failed poll; doubles per failure up to the poll interval, so an
+/// outage costs no more calls than normal polling once it lasts.
+const ERROR_BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// The metrics label of this loop.
+const CONTROLLER: &str = "poller";
+
+/// Starts polling the application `key`; the task ends when the application is unregistered.
+pub(crate) fn spawn(ctx: Arc<Context>, key: AppKey) -> JoinHandle<()> {
+    tokio::spawn(run(ctx, key))
+}
+
+async fn run(ctx: Arc<Context>, key: AppKey) {
+    let mut failures = 0;
+    let mut first = true;
+    loop {
+        if !first {
+            let Some(app) = ctx.applications.get_key(&key) else {
+                return;
+            };
+            let interval = effective_interval(app.poll_interval, overrides(&ctx, &key));
+            let delay = jittered(next_delay(interval, failures), rand::rng().random());
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = app.refresh_requested() => tracing::debug!(app = %key.name, "refresh requested"),
+            }
+        }
+        first = false;
+        // Read again after the wait: the application's client or facts may have changed.
+        let Some(app) = ctx.applications.get_key(&key) else {
+            return;
+        };
+        // The application controller stops pollers of applications that are not Ready; this
+        // covers a poll that was already due when that happened.
+        let (true, Some(client)) = (app.is_ready(), app.client.clone()) else {
+            return;
+        };
+        match poll(&ctx, &app, &client).await {
+            Ok(()) => failures = 0,
+            Err(error) => {
+                failures += 1;
+                ctx.metrics
+                    .reconcile_failed(CONTROLLER, error.metric_label());
+                tracing::warn!(
+                    namespace = %key.namespace,
+                    app = %key.name,
+                    failures,
+                    %error,
+                    "listing authorizations failed; keeping the previous snapshot"
+                );
+            }
+        }
+    }
+}
+
+/// Lists every authorization, installs the new snapshot, then wakes the resources it concerns.
+async fn poll(ctx: &Context, app: &Application, client: &DevCenterClient) -> Result<(), Error> {
+    ctx.metrics.reconciled(CONTROLLER);
+    let started = Instant::now();
+    let listed = client
+        .list_all_authorizations(&AuthorizationFilter::default(), PAGE_SIZE)
+        .await;
+    let result = listed
+        .as_ref()
+        .map_or_else(Error::metric_label, |_| "success");
+    ctx.metrics
+        .observe_call(AUTHORIZATION_INQUIRY_PATH, result, started.elapsed());
+    let snapshot: Snapshot = listed?
+        .into_iter()
+        .map(|record| (record.acquirer_id.clone(), record))
+        .collect();
+    let count = snapshot.len();
+    // Installed before waking anyone, so a woken reconciler reads the new records.
+    let previous = app.replace_snapshot(snapshot);
+    let current = app.snapshot().expect("a snapshot was just installed");
+    let changed = previous.map(|previous| changed_acquirers(&previous, &current));
+    let woken: Vec<_> = ctx
+        .authorizations_of(&app.key)
+        .into_iter()
+        .filter(|a| {
+            changed
+                .as_ref()
+                .is_none_or(|changed| changed.contains(&a.spec.acqp.id))
+        })
+        .collect();
+    match &changed {
+        None => tracing::info!(
+            namespace = %app.key.namespace, app = %app.key.name, records = count,
+            woken = woken.len(), "first authorization snapshot"
+        ),
+        Some(changed) if !changed.is_empty() => tracing::info!(
+            namespace = %app.key.namespace, app = %app.key.name, ?changed,
+            woken = woken.len(), "authorizations changed"
+        ),
+        Some(_) => tracing::debug!(app = %app.key.name, records = count, "no change"),
+    }
+    ctx.wake(woken.iter().map(AsRef::as_ref));
+    Ok(())
+}
+
+/// The `spec.pollInterval` overrides of the application's AcqpAuthorizations.
+fn overrides(ctx: &Context, key: &AppKey) -> Vec<Duration> {
+    ctx.authorizations_of(key)
+        .iter()
+        .filter_map(|a| a.spec.poll_interval.as_deref())
+        .filter_map(|text| duration::parse(text).ok())
+        .collect()
+}
+
+/// The application's interval, or the shortest override asked for by one of its resources:
+/// polling is shared, so the most impatient resource sets the pace.
+fn effective_interval(application: Duration, overrides: Vec<Duration>) -> Duration {
+    overrides.into_iter().fold(application, Duration::min)
+}
+
+/// The wait before the next poll: the interval, or a doubling backoff after failures.
+fn next_delay(interval: Duration, failures: u32) -> Duration {
+    if failures == 0 {
+        return interval;
+    }
+    ERROR_BACKOFF_BASE
+        .saturating_mul(1 << (failures - 1).min(16))
+        .min(interval)
+}
+
+/// `delay` spread by ±10% (`unit` uniform in [0, 1)), so pollers started together drift apart.
+fn jittered(delay: Duration, unit: f64) -> Duration {
+    delay.mul_f64(0.9 + 0.2 * unit)
+}
+
+/// Acquirers whose record appeared, disappeared, or changed in status, products, token or update
+/// time between two snapshots.
+fn changed_acquirers(old: &Snapshot, new: &Snapshot) -> BTreeSet<String> {
+    let differs = |a: &AuthorizationRecord, b: &AuthorizationRecord| {
+        let products =
+            |r: &AuthorizationRecord| r.products.iter().copied().collect::<BTreeSet<_>>();
+        a.status != b.status
+            || products(a) != products(b)
+            || a.agent_token != b.agent_token
+            || a.update_time != b.update_time
+    };
+    let gone = old.keys().filter(|id| !new.contains_key(*id));
+    let appeared_or_changed = new
+        .iter()
+        .filter(|(id, record)| old.get(*id).is_none_or(|before| differs(before, record)))
+        .map(|(id, _)| id);
+    gone.chain(appeared_or_changed).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        api::Product,
+        devcenter::wire::{AgentToken, AuthorizationStatus},
+    };
+
+    fn record(id: &str, token: &str, products: &[Product]) -> AuthorizationRecord {
+        AuthorizationRecord {
+            acquirer_id: id.into(),
+            acquirer_name: format!("Acquirer {id}"),
+            status: AuthorizationStatus::Active,
+            products: products.to_vec(),
+            agent_token: AgentToken::new(token),
+            authorized_time: "2026-01-01T00:00:00Z".parse().unwrap(),
+            update_time: "2026-01-01T00:00:00Z".parse().unwrap(),
+        }
+    }
+
+    fn snapshot(records: impl IntoIterator<Item = AuthorizationRecord>) -> Snapshot {
+        records
+            .into_iter()
+            .map(|r| (r.acquirer_id.clone(), r))
+            .collect()
+    }
+
+    fn ids(ids: &[&str]) -> BTreeSet<String> {
+        ids.iter().map(|id| (*id).to_owned()).collect()
+    }
+
+    #[test]
+    fn unchanged_snapshots_wake_nobody() {
+        let a = snapshot([record("1", "t1", &[Product::CashierPayment])]);
+        let mut renamed = a.clone();
+        renamed.get_mut("1").unwrap().acquirer_name = "Renamed".into();
+        assert_eq!(changed_acquirers(&a, &renamed), ids(&[]));
+    }
+
+    #[test]
+    fn product_order_is_not_a_change() {
+        let old = snapshot([record(
+            "1",
+            "t",
+            &[Product::CashierPayment, Product::AutoDebit],
+        )]);
+        let new = snapshot([record(
+            "1",
+            "t",
+            &[Product::AutoDebit, Product::CashierPayment],
+        )]);
+        assert_eq!(changed_acquirers(&old, &new), ids(&[]));
+    }
+
+    #[test]
+    fn every_kind_of_change_is_seen() {
+        let base = [
+            record("status", "t", &[Product::CashierPayment]),
+            record("products", "t", &[Product::CashierPayment]),
+            record("token", "t", &[Product::CashierPayment]),
+            record("updated", "t", &[Product::CashierPayment]),
+            record("gone", "t", &[Product::CashierPayment]),
+            record("same", "t", &[Product::CashierPayment]),
+        ];
+        let old = snapshot(base.clone());
+        let mut new = snapshot(base);
+        new.get_mut("status").unwrap().status = AuthorizationStatus::Inactive;
+        new.get_mut("products")
+            .unwrap()
+            .products
+            .push(Product::AutoDebit);
+        new.get_mut("token").unwrap().agent_token = AgentToken::new("t2");
+        new.get_mut("updated").unwrap().update_time = "2026-02-01T00:00:00Z".parse().unwrap();
+        new.remove("gone");
+        new.insert("new".into(), record("new", "t", &[Product::AutoDebit]));
+        assert_eq!(
+            changed_acquirers(&old, &new),
+            ids(&["status", "products", "token", "updated", "gone", "new"])
+        );
+    }
+
+    #[test]
+    fn the_shortest_override_sets_the_pace() {
+        let minute = Duration::from_secs(60);
+        assert_eq!(effective_interval(minute, vec![]), minute);
+        let overrides = vec![Duration::from_secs(90), Duration::from_secs(15)];
+        assert_eq!(
+            effective_interval(minute, overrides),
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            effective_interval(minute, vec![Duration::from_secs(300)]),
+            minute
+        );
+    }
+
+    #[test]
+    fn failures_back_off_up_to_the_interval() {
+        let interval = Duration::from_secs(60);
+        assert_eq!(next_delay(interval, 0), interval);
+        assert_eq!(next_delay(interval, 1), Duration::from_secs(1));
+        assert_eq!(next_delay(interval, 3), Duration::from_secs(4));
+        assert_eq!(next_delay(interval, 7), interval);
+        assert_eq!(next_delay(interval, 1000), interval);
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        let interval = Duration::from_secs(100);
+        assert_eq!(jittered(interval, 0.0), Duration::from_secs(90));
+        assert_eq!(jittered(interval, 0.5), Duration::from_secs(100));
+        assert!(jittered(interval, 0.999_999) <= Duration::from_secs(110));
+    }
+}

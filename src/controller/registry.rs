@@ -1,0 +1,325 @@
+//! What the operator knows about each DeveloperCenterApplication, shared by the application
+//! controller (which writes it), the poller and notification endpoint (which refresh the
+//! authorization snapshot) and the AcqpAuthorization reconciler (which reads it).
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, PoisonError, RwLock},
+    time::Duration,
+};
+
+use tokio::{sync::Notify, task::JoinHandle};
+
+use crate::{
+    api::Product,
+    devcenter::{
+        DevCenterClient,
+        wire::{AuthorizationRecord, Role},
+    },
+};
+
+/// A DeveloperCenterApplication's namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AppKey {
+    /// The application's namespace.
+    pub namespace: String,
+    /// The application's name.
+    pub name: String,
+}
+
+/// Why an application cannot be used to invite ACQPs; the Ready condition's reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotReadyReason {
+    /// The credentials Secret does not exist.
+    CredentialsNotFound,
+    /// The Secret lacks a key, or a key is not a usable PEM.
+    CredentialsInvalid,
+    /// The Developer Center does not accept the Client ID or the signature.
+    CredentialsRejected,
+    /// The Developer Center's answers do not verify with the configured public key.
+    DevCenterUnverified,
+    /// The Developer Center cannot be reached or keeps answering U.
+    DevCenterUnavailable,
+    /// The credentials belong to a user who is not a Developer Admin.
+    PermissionDenied,
+}
+
+impl NotReadyReason {
+    /// The CamelCase condition reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotReadyReason::CredentialsNotFound => "CredentialsNotFound",
+            NotReadyReason::CredentialsInvalid => "CredentialsInvalid",
+            NotReadyReason::CredentialsRejected => "CredentialsRejected",
+            NotReadyReason::DevCenterUnverified => "DevCenterUnverified",
+            NotReadyReason::DevCenterUnavailable => "DevCenterUnavailable",
+            NotReadyReason::PermissionDenied => "PermissionDenied",
+        }
+    }
+}
+
+/// Whether an application can be used, and if not why, in words that say what to fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// Credentials load, a signed call succeeds and the role is Developer Admin.
+    Ready,
+    /// Something a human (or the Developer Center's recovery) must fix first.
+    NotReady {
+        /// The condition reason.
+        reason: NotReadyReason,
+        /// The condition message.
+        message: String,
+    },
+}
+
+/// What the application controller learned about an application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApplicationFacts {
+    /// Ready, or why not.
+    pub readiness: Readiness,
+    /// The credentials' role, once the Developer Center has answered.
+    pub role: Option<Role>,
+    /// Products integrated in the application (only these can be authorized).
+    pub integrated_products: Vec<Product>,
+}
+
+/// Every authorization record of one application, by acquirer ID.
+pub(crate) type Snapshot = HashMap<String, AuthorizationRecord>;
+
+/// The latest authorization snapshot and the poller's wake-up call; survives updates of the
+/// application's facts, and is replaced only when the application points elsewhere.
+#[derive(Default)]
+struct PollState {
+    snapshot: RwLock<Option<Arc<Snapshot>>>,
+    wake: Notify,
+}
+
+/// Where an application's client comes from: when it is unchanged, the client is reused, and
+/// when the endpoint or Client ID is unchanged, so is the snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ClientSource {
+    pub(crate) endpoint: String,
+    pub(crate) client_id: String,
+    /// The credentials Secret's resourceVersion and key names.
+    pub(crate) credentials: Option<(String, String, String)>,
+}
+
+/// One registered DeveloperCenterApplication.
+pub struct Application {
+    /// Its namespace and name.
+    pub key: AppKey,
+    /// Its Client ID.
+    pub client_id: String,
+    /// The signed client, when the credentials loaded (even if the application is not Ready).
+    pub client: Option<DevCenterClient>,
+    /// Readiness, role and integrated products.
+    pub facts: ApplicationFacts,
+    /// The application's own poll interval (AcqpAuthorizations may ask for a shorter one).
+    pub poll_interval: Duration,
+    pub(crate) source: ClientSource,
+    /// Consecutive checks that found it not Ready, for the application controller's backoff.
+    pub(crate) failures: u32,
+    poll: Arc<PollState>,
+}
+
+impl Application {
+    /// A new entry with no snapshot yet.
+    pub(crate) fn new(
+        key: AppKey,
+        source: ClientSource,
+        client: Option<DevCenterClient>,
+        facts: ApplicationFacts,
+        poll_interval: Duration,
+    ) -> Self {
+        Self {
+            key,
+            client_id: source.client_id.clone(),
+            client,
+            facts,
+            poll_interval,
+            source,
+            failures: 0,
+            poll: Arc::default(),
+        }
+    }
+
+    /// Whether the application is Ready.
+    pub fn is_ready(&self) -> bool {
+        self.facts.readiness == Readiness::Ready
+    }
+
+    /// Whether a full authorization list has succeeded; until then "no record" means "unknown",
+    /// not "never granted", so no URL may be issued.
+    pub fn snapshot_taken(&self) -> bool {
+        self.snapshot().is_some()
+    }
+
+    /// The acquirer's record in the latest snapshot.
+    pub fn record(&self, acquirer_id: &str) -> Option<AuthorizationRecord> {
+        self.snapshot()?.get(acquirer_id).cloned()
+    }
+
+    /// Asks the poller to list the authorizations now; calls made meanwhile coalesce into one.
+    pub fn refresh_now(&self) {
+        self.poll.wake.notify_one();
+    }
+
+    pub(crate) fn snapshot(&self) -> Option<Arc<Snapshot>> {
+        self.poll
+            .snapshot
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Installs a new snapshot and returns the one it replaces.
+    pub(crate) fn replace_snapshot(&self, snapshot: Snapshot) -> Option<Arc<Snapshot>> {
+        let mut slot = self
+            .poll
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        slot.replace(Arc::new(snapshot))
+    }
+
+    /// Resolves on the next [`Application::refresh_now`] (or at once for one made meanwhile).
+    pub(crate) async fn refresh_requested(&self) {
+        self.poll.wake.notified().await;
+    }
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("key", &self.key)
+            .field("client_id", &self.client_id)
+            .field("facts", &self.facts)
+            .field("snapshot_taken", &self.snapshot_taken())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A poller task, stopped when its registry slot goes away.
+struct PollerTask(JoinHandle<()>);
+
+impl Drop for PollerTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+struct Slot {
+    app: Arc<Application>,
+    poller: Option<PollerTask>,
+}
+
+/// The registered applications; cheap to clone, clones share the map.
+#[derive(Clone, Default)]
+pub struct Registry {
+    // A std lock: it is never held across an await.
+    slots: Arc<RwLock<HashMap<AppKey, Slot>>>,
+}
+
+impl Registry {
+    /// The application `namespace/name`, if the application controller has seen it.
+    ///
+    /// `None` means it does not exist or has not been loaded yet; the caller tells them apart by
+    /// asking the API server.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<Application>> {
+        let key = AppKey {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        };
+        self.get_key(&key)
+    }
+
+    /// Asks the poller of `namespace/name` to list the authorizations now, e.g. right after an
+    /// action that changes a grant. Does nothing for an unknown application.
+    pub fn refresh_now(&self, namespace: &str, name: &str) {
+        if let Some(app) = self.get(namespace, name) {
+            app.refresh_now();
+        }
+    }
+
+    pub(crate) fn get_key(&self, key: &AppKey) -> Option<Arc<Application>> {
+        let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
+        slots.get(key).map(|slot| slot.app.clone())
+    }
+
+    /// The applications with this Client ID (several namespaces may share one).
+    pub(crate) fn by_client_id(&self, client_id: &str) -> Vec<Arc<Application>> {
+        let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
+        let mut apps: Vec<_> = slots
+            .values()
+            .filter(|slot| slot.app.client_id == client_id)
+            .map(|slot| slot.app.clone())
+            .collect();
+        apps.sort_by(|a, b| a.key.cmp(&b.key));
+        apps
+    }
+
+    /// Registers `app`, keeping the previous entry's snapshot and poller if it has the same
+    /// endpoint and Client ID; returns the previous entry.
+    pub(crate) fn publish(&self, mut app: Application) -> Option<Arc<Application>> {
+        let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
+        let key = app.key.clone();
+        let mut poller = None;
+        let previous = slots.remove(&key).map(|slot| {
+            // Another endpoint or Client ID is another remote application: its snapshot and a
+            // poller listing it would be wrong, so both start afresh.
+            if slot.app.source.endpoint == app.source.endpoint
+                && slot.app.client_id == app.client_id
+            {
+                app.poll = slot.app.poll.clone();
+                poller = slot.poller;
+            }
+            slot.app
+        });
+        slots.insert(
+            key,
+            Slot {
+                app: Arc::new(app),
+                poller,
+            },
+        );
+        previous
+    }
+
+    /// Starts a poller for `key` with `spawn` if `wanted` and none runs; stops it if not wanted.
+    pub(crate) fn ensure_poller(
+        &self,
+        key: &AppKey,
+        wanted: bool,
+        spawn: impl FnOnce() -> JoinHandle<()>,
+    ) {
+        let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
+        let Some(slot) = slots.get_mut(key) else {
+            return;
+        };
+        let running = slot
+            .poller
+            .as_ref()
+            .is_some_and(|task| !task.0.is_finished());
+        if wanted && !running {
+            slot.poller = Some(PollerTask(spawn()));
+        } else if !wanted {
+            slot.poller = None;
+        }
+    }
+
+    /// Forgets an application (stopping its poller); returns whether it was registered.
+    pub(crate) fn remove(&self, key: &AppKey) -> bool {
+        let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
+        slots.remove(key).is_some()
+    }
+
+    /// Forgets every application for which `keep` is false; returns their keys.
+    pub(crate) fn retain(&self, keep: impl Fn(&AppKey) -> bool) -> Vec<AppKey> {
+        let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
+        let gone: Vec<AppKey> = slots.keys().filter(|key| !keep(key)).cloned().collect();
+        for key in &gone {
+            slots.remove(key);
+        }
+        gone
+    }
+}
