@@ -42,6 +42,7 @@ use crate::{
     reconcile::{
         self, Action, ApplicationView, Claim, Decision, Input, IssuedUrl, Refusal,
         RemoteAuthorization, RemoteView,
+        conditions::STALLED,
         secret::{DesiredSecret, MANAGED_BY_LABEL, SecretView},
     },
 };
@@ -123,6 +124,19 @@ fn error_policy(object: Arc<AcqpAuthorization>, error: &Error, ctx: Arc<Context>
 
 /// Brings one resource closer to what its spec asks for.
 async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Error> {
+    apply_version(object, ctx, true).await
+}
+
+/// [`apply`] on `object`. The controller's cache can lag behind our own status write (a Secret
+/// event may trigger the next reconcile first); deciding on that stale status would repeat the
+/// last transition's side effects (a second UrlIssued Event and webhook, a second Authorized
+/// Event). So before acting, a decision that has actions is checked against the latest version
+/// from the API server (`recheck`); steady-state reconciles have no actions and cost no read.
+async fn apply_version(
+    object: &AcqpAuthorization,
+    ctx: &Context,
+    recheck: bool,
+) -> Result<Requeue, Error> {
     let namespace = object.namespace().unwrap_or_default();
     let app = ctx
         .applications
@@ -139,6 +153,25 @@ async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Err
         now: jiff::Timestamp::now(),
     };
     let mut decision = reconcile::decide(&input);
+    if recheck && !decision.actions.is_empty() {
+        let api: Api<AcqpAuthorization> = Api::namespaced(ctx.client.clone(), &namespace);
+        match api.get_opt(&object.name_any()).await? {
+            // Gone or being deleted: the finalizer's cleanup runs on the next event.
+            None => return Ok(Requeue::await_change()),
+            Some(latest) if latest.metadata.deletion_timestamp.is_some() => {
+                return Ok(Requeue::await_change());
+            }
+            Some(latest) if latest.resource_version() != object.resource_version() => {
+                tracing::debug!(
+                    name = %object.name_any(),
+                    %namespace,
+                    "the cache is behind the API server; deciding on the latest version"
+                );
+                return Box::pin(apply_version(&latest, ctx, false)).await;
+            }
+            Some(_) => {}
+        }
+    }
     if let Some(Action::IssueUrl {
         request_id,
         products,
@@ -183,6 +216,7 @@ async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Err
                 let generation = object.metadata.generation.unwrap_or_default();
                 let refusal = refusal(&code).unwrap_or(Refusal::PermissionDenied);
                 reconcile::record_refusal(&mut status, refusal, &message, generation, input.now);
+                announce_refusal(object, &status, ctx).await;
                 resource.status = Some(status);
                 decision = reconcile::decide(&Input {
                     resource: &resource,
@@ -267,6 +301,33 @@ async fn announce_url(object: &AcqpAuthorization, issued: &IssuedUrl, ctx: &Cont
     }
 }
 
+/// A Warning Event for a refusal just recorded in `status`, unless the resource was already
+/// Stalled for that reason (a retry refused again is no transition). The decision that follows a
+/// refusal keeps the recorded condition and so emits no Event of its own.
+async fn announce_refusal(
+    object: &AcqpAuthorization,
+    status: &AcqpAuthorizationStatus,
+    ctx: &Context,
+) {
+    let stalled = |status: Option<&AcqpAuthorizationStatus>| {
+        status.and_then(|s| reconcile::conditions::find(&s.conditions, STALLED).cloned())
+    };
+    let Some(refused) = stalled(Some(status)) else {
+        return;
+    };
+    let before = stalled(object.status.as_ref()).map(|c| c.reason);
+    if before.as_deref() != Some(refused.reason.as_str()) {
+        publish(
+            object,
+            EventType::Warning,
+            &refused.reason,
+            refused.message,
+            ctx,
+        )
+        .await;
+    }
+}
+
 fn observe_grant_latency(object: &AcqpAuthorization, ctx: &Context) {
     let issued = object
         .status
@@ -292,7 +353,8 @@ async fn publish(
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &object.object_ref(&())).await {
+    let recorder = ctx.event_recorder();
+    if let Err(error) = recorder.publish(&event, &object.object_ref(&())).await {
         tracing::warn!(%error, reason, "cannot record Event");
     }
 }

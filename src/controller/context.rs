@@ -36,6 +36,8 @@ pub struct Context {
     pub authorizations: Store<AcqpAuthorization>,
     /// Publishes Events as `acqp-operator`.
     pub recorder: Recorder,
+    /// Who publishes Events, for recorders made per Event (see [`Context::event_recorder`]).
+    pub reporter: Reporter,
     /// How many resources one controller reconciles at once.
     pub concurrency: u16,
     wakes: mpsc::UnboundedSender<ObjectRef<AcqpAuthorization>>,
@@ -57,7 +59,8 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         let context = Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            recorder: Recorder::new(client.clone(), reporter.clone()),
+            reporter,
             client,
             applications: Registry::default(),
             metrics: Metrics::new(),
@@ -71,6 +74,15 @@ impl Context {
             woken.recv().await.map(|object| (object, woken))
         });
         (context, stream.boxed())
+    }
+
+    /// A recorder that never folds this Event into an earlier one. kube's shared [`Recorder`]
+    /// turns Events with the same reason about the same object within six minutes into one
+    /// series that keeps the first note, so a second `UrlIssued` would show the first URL.
+    /// AcqpAuthorization Events mark transitions, each with its own message: each gets its own
+    /// Event.
+    pub fn event_recorder(&self) -> Recorder {
+        Recorder::new(self.client.clone(), self.reporter.clone())
     }
 
     /// An API for `K` in the operator's namespace, or in all namespaces.

@@ -12,6 +12,8 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod operator;
+
 use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},

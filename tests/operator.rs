@@ -1,0 +1,1369 @@
+//! End to end: the real control plane, the Developer Center simulator and the `acqp-operator`
+//! binary, asserting on what a user sees — `kubectl get` status and conditions, `kubectl wait`,
+//! Events, the token Secret compared with the simulator's Agent-Token, and the invitation webhook.
+//!
+//! Every test has its own namespace, simulator and operator (`--namespace`), so they run in
+//! parallel without seeing each other. On failure the operator's output, the namespace's
+//! resources and Events, and the control plane's log tails are printed. Timings for the issue
+//! note are printed as `TIMING ...` lines (visible with `--nocapture`).
+
+mod sim_support;
+mod support;
+
+use std::{
+    os::unix::process::CommandExt,
+    path::PathBuf,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use acqp_operator::{devcenter::wire::AgentToken, simulator::RunningSimulator};
+use base64::Engine as _;
+use fantoccini::{ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+use sim_support::{ACME, BETA, Caller, DEMO, GENERATE, INQUIRY, VIEWER};
+use support::{
+    Cluster,
+    operator::{Operator, OperatorOptions},
+};
+
+const GAMMA: &str = "1022188000000000003";
+/// How long a step may take before the test fails; generous for a loaded 2-core machine.
+const STEP: Duration = Duration::from_secs(60);
+
+/// One test's world: a namespace, a simulator and an operator restricted to the namespace.
+struct Env {
+    cluster: &'static Cluster,
+    ns: String,
+    sim: Option<RunningSimulator>,
+    api: Caller,
+    operator: Operator,
+    options: OperatorOptions,
+    /// Logs of operators this test already stopped or killed.
+    previous_logs: Vec<PathBuf>,
+}
+
+impl Env {
+    async fn new(prefix: &str) -> Env {
+        Self::with_log(prefix, None).await
+    }
+
+    async fn with_log(prefix: &str, rust_log: Option<&str>) -> Env {
+        let cluster = support::cluster().await;
+        let ns = support::namespace(prefix).await;
+        let sim = sim_support::start(sim_support::config()).await;
+        let api = Caller::new(&sim);
+        let options = OperatorOptions {
+            namespace: Some(ns.clone()),
+            rust_log: rust_log.map(str::to_owned),
+            ..Default::default()
+        };
+        let operator = Operator::start(cluster, options.clone()).await;
+        Env {
+            cluster,
+            ns,
+            sim: Some(sim),
+            api,
+            operator,
+            options,
+            previous_logs: vec![],
+        }
+    }
+
+    /// SIGKILLs the operator and starts a fresh one with the same options.
+    async fn restart_operator(&mut self) {
+        self.operator.kill();
+        self.previous_logs.push(self.operator.log_path().clone());
+        self.operator = Operator::start(self.cluster, self.options.clone()).await;
+    }
+
+    /// `kubectl -n <ns> args...`.
+    fn kubectl(&self, args: &[&str]) -> Output {
+        let mut all = vec!["-n", &self.ns];
+        all.extend_from_slice(args);
+        self.cluster.kubectl(&all)
+    }
+
+    /// `kubectl`, failing the test unless it succeeds; returns stdout.
+    fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {} failed:\n{}",
+            args.join(" "),
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl` without blocking the runtime (for `kubectl wait`, which blocks for long).
+    async fn kubectl_async(&self, args: &[&str]) -> Output {
+        let cluster = self.cluster;
+        let mut all: Vec<String> = vec!["-n".into(), self.ns.clone()];
+        all.extend(args.iter().map(|a| (*a).to_owned()));
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = all.iter().map(String::as_str).collect();
+            cluster.kubectl(&args)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// `kubectl apply -f` of a manifest given as text.
+    fn apply(&self, manifest: &str) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), manifest).unwrap();
+        self.kubectl_ok(&["apply", "-f", &file.path().display().to_string()]);
+    }
+
+    /// The example application, pointed at this test's simulator and polling every `poll`.
+    fn apply_application(&self, poll: &str) {
+        let manifest = std::fs::read_to_string(sim_support::repo("examples/application.yaml"))
+            .unwrap()
+            .replace("http://127.0.0.1:8090", &self.api.endpoint)
+            .replace("pollInterval: 30s", &format!("pollInterval: {poll}"));
+        assert!(manifest.contains(&self.api.endpoint), "endpoint rewritten");
+        self.apply(&manifest);
+    }
+
+    fn apply_example(&self, name: &str) {
+        self.kubectl_ok(&["apply", "-f", &format!("examples/{name}")]);
+    }
+
+    /// `kubectl get <what> -o json`, or None when it does not exist.
+    fn get(&self, what: &str) -> Option<Value> {
+        let out = self.kubectl(&["get", what, "-o", "json"]);
+        if out.status.success() {
+            return Some(serde_json::from_slice(&out.stdout).unwrap());
+        }
+        let error = text(&out);
+        assert!(error.contains("NotFound"), "kubectl get {what}: {error}");
+        None
+    }
+
+    /// Polls `check` every 100 ms until it returns Ok; fails with its last Err (the state seen)
+    /// after `timeout`.
+    async fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut() -> Result<T, String>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match check() {
+                Ok(value) => return value,
+                Err(seen) if Instant::now() > deadline => {
+                    panic!("timed out after {timeout:?} waiting for {what}; last seen: {seen}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Like [`Env::wait_for`] for checks that must await (simulator stats, say).
+    async fn wait_async<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, String>>,
+    {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match check().await {
+                Ok(value) => return value,
+                Err(seen) if Instant::now() > deadline => {
+                    panic!("timed out after {timeout:?} waiting for {what}; last seen: {seen}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Waits until `what` (e.g. `acqpauth/x`) has condition `type_` with `status` and `reason`,
+    /// and returns the object.
+    async fn wait_condition(&self, what: &str, type_: &str, status: &str, reason: &str) -> Value {
+        let description = format!("{what} {type_}={status} ({reason})");
+        self.wait_for(&description, STEP, || {
+            let object = self.get(what).ok_or("not found")?;
+            match condition(&object, type_) {
+                Some(c) if c["status"] == status && c["reason"] == reason => Ok(object),
+                _ => Err(serde_json::to_string(&object["status"]).unwrap()),
+            }
+        })
+        .await
+    }
+
+    /// Events about `name` in the namespace, as `kubectl get events` lists them.
+    fn events(&self, name: &str) -> Vec<Value> {
+        let selector = format!("involvedObject.name={name}");
+        let list: Value = serde_json::from_str(&self.kubectl_ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            &selector,
+            "-o",
+            "json",
+        ]))
+        .unwrap();
+        list["items"].as_array().unwrap().clone()
+    }
+
+    /// Fails if an Event about `name` was recorded more than once: Events mark transitions.
+    fn assert_events_once(&self, name: &str) {
+        for event in self.events(name) {
+            let count = event["series"]["count"]
+                .as_u64()
+                .or(event["count"].as_u64())
+                .unwrap_or(1);
+            assert!(
+                count <= 1,
+                "Event {} about {name} was recorded {count} times: {}",
+                event["reason"],
+                event["message"]
+            );
+        }
+    }
+
+    /// Waits for an Event with `reason` about `name`; returns its message.
+    async fn wait_event(&self, name: &str, reason: &str) -> String {
+        self.wait_event_with(name, reason, "").await
+    }
+
+    /// Waits for an Event with `reason` about `name` whose message contains `text`.
+    async fn wait_event_with(&self, name: &str, reason: &str, text: &str) -> String {
+        let what = format!("Event {reason} about {name} saying {text:?}");
+        self.wait_for(&what, STEP, || {
+            let events = self.events(name);
+            events
+                .iter()
+                .filter(|e| e["reason"] == reason)
+                .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+                .find(|message| message.contains(text))
+                .ok_or_else(|| {
+                    events
+                        .iter()
+                        .map(|e| format!("{}: {}", e["reason"], e["message"]))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+        })
+        .await
+    }
+
+    /// The token under `key` of Secret `name`, decoded.
+    fn secret_token(secret: &Value, key: &str) -> String {
+        let encoded = secret["data"][key]
+            .as_str()
+            .unwrap_or_else(|| panic!("Secret has no data key {key}: {secret}"));
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// The simulator's current Agent-Token for the demo application and `acquirer`.
+    async fn sim_token(&self, acquirer: &str) -> String {
+        let record = self.api.record(acquirer).await.expect("a record");
+        record["agentToken"].as_str().unwrap().to_owned()
+    }
+
+    /// The ACQP authorizes the demo application's newest URL (as if it clicked Authorize).
+    async fn authorize(&self, acquirer: &str) {
+        let (status, body) = self
+            .api
+            .sim_post(
+                &format!("/sim/acqp/{acquirer}/authorize"),
+                &json!({"clientId": DEMO}),
+            )
+            .await;
+        assert_eq!(status, 200, "authorize {acquirer}: {body}");
+    }
+
+    async fn deauthorize(&self, acquirer: &str) {
+        let (status, body) = self
+            .api
+            .sim_post(
+                &format!("/sim/acqp/{acquirer}/deauthorize"),
+                &json!({"clientId": DEMO}),
+            )
+            .await;
+        assert_eq!(status, 200, "deauthorize {acquirer}: {body}");
+    }
+
+    /// How many URLs the simulator issued to the demo application for `acquirer` and `products`
+    /// (comma-separated, in the simulator's order).
+    async fn url_count(&self, acquirer: &str, products: &str) -> u64 {
+        let stats = self.api.stats().await;
+        stats["urlsByClientAcquirerProducts"][format!("{DEMO}/{acquirer}/{products}")]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Calls the simulator answered for `path`, all outcomes together.
+    async fn calls(&self, path: &str) -> u64 {
+        let stats = self.api.stats().await;
+        stats["calls"][path].as_object().map_or(0, |outcomes| {
+            outcomes.values().filter_map(Value::as_u64).sum()
+        })
+    }
+
+    async fn set_faults(&self, faults: Value) {
+        let (status, body) = self.api.sim_post("/sim/faults", &faults).await;
+        assert_eq!(status, 200, "faults: {body}");
+    }
+
+    /// Waits for `status.authorizationUrl` of acqpauth `name`; returns the object.
+    async fn wait_url(&self, name: &str) -> Value {
+        let what = format!("acqpauth/{name}");
+        self.wait_for(
+            &format!("{what} to show an authorization URL"),
+            STEP,
+            || {
+                let object = self.get(&what).ok_or("not found")?;
+                if object["status"]["authorizationUrl"].is_string() {
+                    Ok(object)
+                } else {
+                    Err(serde_json::to_string(&object["status"]).unwrap())
+                }
+            },
+        )
+        .await
+    }
+
+    /// Waits until Secret `name` holds `token` with `revision`; returns the Secret.
+    async fn wait_secret(&self, name: &str, key: &str, token: &str, revision: &str) -> Value {
+        let what = format!("secret/{name}");
+        self.wait_for(
+            &format!("{what} to hold the token of revision {revision}"),
+            STEP,
+            || {
+                let secret = self.get(&what).ok_or("not found")?;
+                let held =
+                    secret["data"][key].is_string() && Self::secret_token(&secret, key) == token;
+                let annotations = &secret["metadata"]["annotations"];
+                if held && annotations["acqp-operator.io/token-revision"] == revision {
+                    Ok(secret)
+                } else {
+                    Err(format!("annotations {annotations}, token matches: {held}"))
+                }
+            },
+        )
+        .await
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        eprintln!("===== namespace {} =====", self.ns);
+        for what in ["dcapp,acqpauth,secret", "events"] {
+            let out = self.kubectl(&["get", what, "-o", "yaml"]);
+            eprintln!("----- kubectl get {what} -----\n{}", text(&out));
+        }
+        for path in &self.previous_logs {
+            let logs = std::fs::read_to_string(path).unwrap_or_default();
+            eprintln!(
+                "----- earlier operator {} -----\n{}",
+                path.display(),
+                tail(&logs, 150)
+            );
+        }
+        eprintln!(
+            "----- operator {} -----\n{}",
+            self.operator.log_path().display(),
+            tail(&self.operator.logs(), 300)
+        );
+        eprintln!("{}", self.cluster.logs_tail());
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+fn condition_types(object: &Value) -> Vec<String> {
+    object["status"]["conditions"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| {
+                    format!(
+                        "{}={}",
+                        c["type"].as_str().unwrap(),
+                        c["status"].as_str().unwrap()
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn reasons(events: &[Value]) -> String {
+    events
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn timing(what: &str, elapsed: Duration) {
+    eprintln!("TIMING {what}: {} ms", elapsed.as_millis());
+}
+
+/// A Chromium session through chromedriver, killed (process group) when dropped.
+struct Browser {
+    client: fantoccini::Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let find = |name: &str| {
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .map(|dir| dir.join(name))
+                .find(|candidate| candidate.is_file())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{name} not found in PATH: install Debian's chromium and chromium-driver"
+                    )
+                })
+        };
+        let (chromium, chromedriver) = (find("chromium"), find("chromedriver"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let profile = tempfile::tempdir().unwrap();
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        let mut last_error = None;
+        for _ in 0..100 {
+            match ClientBuilder::new(HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => {
+                    return Browser {
+                        client,
+                        driver,
+                        _profile: profile,
+                    };
+                }
+                Err(error) => last_error = Some(error),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no WebDriver session from chromedriver: {last_error:?}");
+    }
+
+    async fn wait_title(&self, prefix: &str) {
+        let mut title = String::new();
+        for _ in 0..200 {
+            title = self.client.title().await.unwrap();
+            if title.starts_with(prefix) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("page title is {title:?}, expected it to start with {prefix:?}");
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Opens an authorization URL as the ACQP would, accepts the terms and authorizes.
+    async fn authorize(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+        self.wait_title("Review authorization request").await;
+        self.click("label[for=accept-terms]").await;
+        self.click("button[value=authorize]").await;
+        self.wait_title("Authorized").await;
+    }
+}
+
+/// The whole life cycle of `examples/acme-cashier.yaml`: URL, consent in Chromium, Ready, the
+/// Secret, a product added (ScopeChangePending, then rotation), revocation; and the Agent-Token
+/// never shows up in the operator's debug logs, in Events or in status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn life_cycle_from_invitation_to_revocation() {
+    let mut env = Env::with_log("life-cycle", Some("debug")).await;
+    env.apply_application("5s");
+    env.wait_condition("dcapp/demo", "Ready", "True", "Connected")
+        .await;
+
+    // Applied → a URL in status, AwaitingAuthorization, Reconciling.
+    let applied = Instant::now();
+    env.apply_example("acme-cashier.yaml");
+    let object = env.wait_url("acme-cashier").await;
+    timing(
+        "kubectl apply to URL in status (application Ready)",
+        applied.elapsed(),
+    );
+    let status = &object["status"];
+    assert_eq!(status["phase"], "AwaitingAuthorization", "{status}");
+    assert_eq!(status["requestedProducts"], json!(["CashierPayment"]));
+    let ready = condition(&object, "Ready").unwrap();
+    assert_eq!(
+        (&ready["status"], &ready["reason"]),
+        (&json!("False"), &json!("AwaitingAuthorization"))
+    );
+    assert_eq!(condition(&object, "Reconciling").unwrap()["status"], "True");
+    assert!(condition(&object, "Stalled").is_none(), "{status}");
+    let url = status["authorizationUrl"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&env.api.endpoint), "{url}");
+    let issued = env.wait_event("acme-cashier", "UrlIssued").await;
+    assert!(
+        issued.contains(&url),
+        "the UrlIssued Event carries the URL: {issued}"
+    );
+
+    // Not Ready before the grant: kubectl wait times out.
+    let early = env
+        .kubectl_async(&[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=3s",
+            "acqpauth/acme-cashier",
+        ])
+        .await;
+    assert!(
+        !early.status.success(),
+        "Ready before any grant: {}",
+        text(&early)
+    );
+
+    // The ACQP opens the URL in a browser and authorizes.
+    let browser = Browser::start().await;
+    browser.authorize(&url).await;
+    let granted = Instant::now();
+    let waited = env
+        .kubectl_async(&[
+            "wait",
+            "--for=condition=Ready",
+            "--timeout=60s",
+            "acqpauth/acme-cashier",
+        ])
+        .await;
+    assert!(waited.status.success(), "kubectl wait: {}", text(&waited));
+    drop(browser);
+    let token = env.sim_token(ACME).await;
+    let secret = env
+        .wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
+        .await;
+    timing(
+        "grant to Secret, polling every 5s (consent page)",
+        granted.elapsed(),
+    );
+
+    let object = env.get("acqpauth/acme-cashier").unwrap();
+    let status = &object["status"];
+    assert_eq!(status["phase"], "Active");
+    assert_eq!(status["tokenRevision"], 1);
+    assert_eq!(status["authorizedProducts"], json!(["CashierPayment"]));
+    assert!(
+        status["authorizationUrl"].is_null(),
+        "URL cleared once used: {status}"
+    );
+    assert_eq!(condition_types(&object), ["Ready=True"]);
+    let fingerprint = AgentToken::new(token.clone()).fingerprint();
+    assert_eq!(status["tokenFingerprint"], fingerprint.as_str());
+    let meta = &secret["metadata"];
+    assert_eq!(
+        meta["labels"]["app.kubernetes.io/managed-by"],
+        "acqp-operator"
+    );
+    assert_eq!(
+        meta["annotations"]["acqp-operator.io/token-fingerprint"],
+        fingerprint.as_str()
+    );
+    assert_eq!(meta["annotations"]["acqp-operator.io/acqp-id"], ACME);
+    assert_eq!(
+        meta["annotations"]["acqp-operator.io/products"],
+        "CashierPayment"
+    );
+    assert_eq!(secret["type"], "Opaque");
+    let owners = meta["ownerReferences"].as_array().expect("ownerReferences");
+    assert_eq!(owners.len(), 1, "{owners:?}");
+    assert_eq!(owners[0]["kind"], "AcqpAuthorization");
+    assert_eq!(owners[0]["name"], "acme-cashier");
+    assert_eq!(owners[0]["uid"], object["metadata"]["uid"]);
+    assert_eq!(owners[0]["controller"], true);
+    env.wait_event("acme-cashier", "Authorized").await;
+
+    // A hand edit of the token is repaired, with a Warning Event.
+    let tampered = base64::engine::general_purpose::STANDARD.encode("tampered");
+    env.kubectl_ok(&[
+        "patch",
+        "secret/acme-cashier-agent-token",
+        "--type=merge",
+        "-p",
+        &format!(r#"{{"data":{{"agentToken":"{tampered}"}}}}"#),
+    ]);
+    env.wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
+        .await;
+    let repaired = env.wait_event("acme-cashier", "SecretRepaired").await;
+    assert!(repaired.contains("acme-cashier-agent-token"), "{repaired}");
+
+    // A product added: a new URL for both, the old token stays until the ACQP re-authorizes.
+    env.kubectl_ok(&[
+        "patch",
+        "acqpauth/acme-cashier",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"products":["CashierPayment","AutoDebit"]}}"#,
+    ]);
+    let object = env
+        .wait_condition(
+            "acqpauth/acme-cashier",
+            "Ready",
+            "False",
+            "ScopeChangePending",
+        )
+        .await;
+    let status = &object["status"];
+    assert_eq!(status["phase"], "AwaitingAuthorization", "{status}");
+    assert!(
+        status["authorizationUrl"].is_string(),
+        "a new URL: {status}"
+    );
+    assert_ne!(status["authorizationUrl"], url.as_str());
+    let new_url = status["authorizationUrl"].as_str().unwrap();
+    env.wait_event_with("acme-cashier", "UrlIssued", new_url)
+        .await;
+    assert_eq!(condition(&object, "Reconciling").unwrap()["status"], "True");
+    let message = condition(&object, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("AutoDebit"), "{message}");
+    let secret = env.get("secret/acme-cashier-agent-token").unwrap();
+    assert_eq!(
+        Env::secret_token(&secret, "agentToken"),
+        token,
+        "old token kept meanwhile"
+    );
+
+    env.authorize(ACME).await;
+    let rotated_grant = Instant::now();
+    let new_token = env.sim_token(ACME).await;
+    assert_ne!(
+        new_token, token,
+        "re-authorization issues a new Agent-Token"
+    );
+    let secret = env
+        .wait_secret("acme-cashier-agent-token", "agentToken", &new_token, "2")
+        .await;
+    timing(
+        "grant to Secret, polling every 5s (rotation)",
+        rotated_grant.elapsed(),
+    );
+    assert_eq!(
+        secret["metadata"]["annotations"]["acqp-operator.io/products"],
+        "CashierPayment,AutoDebit"
+    );
+    let object = env
+        .wait_condition("acqpauth/acme-cashier", "Ready", "True", "Authorized")
+        .await;
+    assert_eq!(object["status"]["tokenRevision"], 2);
+    let rotated = env.wait_event("acme-cashier", "TokenRotated").await;
+    assert!(rotated.contains("revision 2"), "{rotated}");
+    let metrics = env.operator.metrics().await;
+    for line in [
+        "acqp_operator_token_rotations_total 1",
+        "acqp_operator_grant_latency_seconds_count 2",
+        r#"acqp_operator_authorizations{phase="Active"} 1"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line:?} in\n{metrics}"
+        );
+    }
+
+    // The ACQP cancels: Revoked, Stalled, not Ready.
+    env.deauthorize(ACME).await;
+    let object = env
+        .wait_condition("acqpauth/acme-cashier", "Stalled", "True", "Revoked")
+        .await;
+    assert_eq!(object["status"]["phase"], "Revoked");
+    assert_eq!(condition(&object, "Ready").unwrap()["status"], "False");
+    assert!(condition(&object, "Reconciling").is_none());
+    env.wait_event("acme-cashier", "Revoked").await;
+
+    env.assert_events_once("acme-cashier");
+
+    // SIGTERM: a clean exit.
+    let exit = env.operator.stop().await;
+    assert!(exit.success(), "exit status {exit}");
+
+    // The token is nowhere but in the Secret's data.
+    let logs = env.operator.logs();
+    assert!(
+        logs.lines().count() > 50,
+        "debug logs were captured:\n{logs}"
+    );
+    let events = env.kubectl_ok(&["get", "events", "-o", "json"]);
+    let resources = env.kubectl_ok(&["get", "acqpauth,dcapp", "-o", "json"]);
+    for (what, secret) in [("first", &token), ("second", &new_token)] {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "the {what} token is in the operator's logs"
+        );
+        assert!(
+            !events.contains(secret.as_str()),
+            "the {what} token is in an Event"
+        );
+        assert!(
+            !resources.contains(secret.as_str()),
+            "the {what} token is in a status"
+        );
+    }
+}
+
+/// What admission cannot catch ends Stalled with a message that says what to do: a product the
+/// application has not integrated, a product outside the ACQP's contract, and credentials of a
+/// plain Developer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_stall_with_what_to_do() {
+    let env = Env::new("refusals").await;
+    env.apply_application("5s");
+    env.apply(&format!(
+        r#"
+apiVersion: acqp-operator.io/v1alpha1
+kind: DeveloperCenterApplication
+metadata:
+  name: viewer
+spec:
+  environment: Sandbox
+  endpoint: {endpoint}
+  clientId: {VIEWER}
+  credentialsSecretRef:
+    name: demo-credentials
+---
+apiVersion: acqp-operator.io/v1alpha1
+kind: AcqpAuthorization
+metadata:
+  name: not-integrated
+spec:
+  applicationRef: {{name: demo}}
+  acqp: {{id: "{ACME}", name: Acme Acquiring}}
+  products: [CashierPayment, MerchantPresentedModePayment]
+---
+apiVersion: acqp-operator.io/v1alpha1
+kind: AcqpAuthorization
+metadata:
+  name: not-in-contract
+spec:
+  applicationRef: {{name: demo}}
+  acqp: {{id: "{BETA}", name: Beta Pay}}
+  products: [CashierPayment, AutoDebit]
+---
+apiVersion: acqp-operator.io/v1alpha1
+kind: AcqpAuthorization
+metadata:
+  name: viewer-acme
+spec:
+  applicationRef: {{name: viewer}}
+  acqp: {{id: "{ACME}"}}
+  products: [CashierPayment]
+"#,
+        endpoint = env.api.endpoint
+    ));
+
+    let object = env
+        .wait_condition(
+            "acqpauth/not-integrated",
+            "Stalled",
+            "True",
+            "ProductsNotIntegrated",
+        )
+        .await;
+    assert_eq!(object["status"]["phase"], "Error");
+    assert_eq!(condition(&object, "Ready").unwrap()["status"], "False");
+    assert!(condition(&object, "Reconciling").is_none());
+    let message = condition(&object, "Stalled").unwrap()["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        message.contains("MerchantPresentedModePayment"),
+        "{message}"
+    );
+    assert!(message.contains("add the payment products"), "{message}");
+    let event = env
+        .wait_event("not-integrated", "ProductsNotIntegrated")
+        .await;
+    assert!(event.contains("add the payment products"), "{event}");
+
+    let object = env
+        .wait_condition(
+            "acqpauth/not-in-contract",
+            "Stalled",
+            "True",
+            "ProductsNotInContract",
+        )
+        .await;
+    let message = condition(&object, "Stalled").unwrap()["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("contract"), "{message}");
+    assert!(
+        message.contains("remove them from spec.products"),
+        "{message}"
+    );
+    assert!(object["status"]["authorizationUrl"].is_null());
+    env.wait_event("not-in-contract", "ProductsNotInContract")
+        .await;
+
+    let app = env
+        .wait_condition("dcapp/viewer", "Ready", "False", "PermissionDenied")
+        .await;
+    let message = condition(&app, "Ready").unwrap()["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("Developer Admin"), "{message}");
+    assert_eq!(app["status"]["role"], "Developer");
+    let object = env
+        .wait_condition(
+            "acqpauth/viewer-acme",
+            "Stalled",
+            "True",
+            "PermissionDenied",
+        )
+        .await;
+    let message = condition(&object, "Stalled").unwrap()["message"]
+        .as_str()
+        .unwrap();
+    assert!(
+        message.contains("use a Developer Admin's keys"),
+        "{message}"
+    );
+
+    // None of them got a URL, and each said so once.
+    let stats = env.api.stats().await;
+    assert_eq!(stats["urlsIssued"], 0, "{stats}");
+    for name in ["not-integrated", "not-in-contract", "viewer-acme"] {
+        env.assert_events_once(name);
+    }
+}
+
+/// A Secret with the target name that the operator does not own — even one carrying the
+/// operator's label — is reported as SecretConflict and never touched, grant or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_secret_is_left_untouched() {
+    let env = Env::new("secret-conflict").await;
+    env.apply(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata:
+  name: acme-cashier-agent-token
+  labels:
+    app.kubernetes.io/managed-by: acqp-operator
+    team: someone-else
+type: Opaque
+stringData:
+  agentToken: not-yours
+  other: keep-me
+"#,
+    );
+    let before = env.get("secret/acme-cashier-agent-token").unwrap();
+    env.apply_application("5s");
+    env.apply_example("acme-cashier.yaml");
+    let object = env
+        .wait_condition("acqpauth/acme-cashier", "Stalled", "True", "SecretConflict")
+        .await;
+    assert_eq!(object["status"]["phase"], "Error");
+    let message = condition(&object, "Stalled").unwrap()["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("acme-cashier-agent-token"), "{message}");
+    assert!(message.contains("spec.tokenSecret.name"), "{message}");
+    env.wait_event("acme-cashier", "SecretConflict").await;
+
+    // Even with an authorization at the Developer Center, the Secret stays as it was. The
+    // operator notices the grant at its next poll (5 s); the resource is reconciled by then.
+    let answer = env
+        .api
+        .generate("outside-request", ACME, &["CashierPayment"])
+        .await;
+    assert_eq!(answer.code(), "SUCCESS", "{answer:?}");
+    env.authorize(ACME).await;
+    let polls = env.calls(INQUIRY).await;
+    let e = &env;
+    env.wait_async(
+        "two more polls of the Developer Center",
+        STEP,
+        move || async move {
+            let now = e.calls(INQUIRY).await;
+            if now >= polls + 2 {
+                Ok(())
+            } else {
+                Err(format!("{now} inquiries"))
+            }
+        },
+    )
+    .await;
+    env.wait_condition("acqpauth/acme-cashier", "Stalled", "True", "SecretConflict")
+        .await;
+    let after = env.get("secret/acme-cashier-agent-token").unwrap();
+    assert_eq!(
+        after["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
+    assert_eq!(after["data"], before["data"]);
+    assert_eq!(after["metadata"]["labels"], before["metadata"]["labels"]);
+    assert!(after["metadata"]["ownerReferences"].is_null());
+}
+
+/// Two AcqpAuthorizations of one application on the same ACQP: the newer is DuplicateAcqp (even
+/// though its name sorts first), the older proceeds, and only one URL is issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_claim_on_an_acqp_is_duplicate() {
+    let env = Env::new("duplicate").await;
+    env.apply_application("5s");
+    env.apply_example("acme-cashier.yaml");
+    let older = env.wait_url("acme-cashier").await;
+    // creationTimestamp has one-second resolution: let the clock pass the older one's second.
+    let created: jiff::Timestamp = older["metadata"]["creationTimestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    env.wait_for("the next second", Duration::from_secs(3), || {
+        if jiff::Timestamp::now().as_second() > created.as_second() {
+            Ok(())
+        } else {
+            Err("same second".into())
+        }
+    })
+    .await;
+    env.apply(&format!(
+        r#"
+apiVersion: acqp-operator.io/v1alpha1
+kind: AcqpAuthorization
+metadata:
+  name: a-newer-claim
+spec:
+  applicationRef: {{name: demo}}
+  acqp: {{id: "{ACME}"}}
+  products: [CashierPayment, AutoDebit]
+"#
+    ));
+    let newer = env
+        .wait_condition("acqpauth/a-newer-claim", "Stalled", "True", "DuplicateAcqp")
+        .await;
+    let message = condition(&newer, "Stalled").unwrap()["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("acme-cashier"), "{message}");
+    assert!(newer["status"]["authorizationUrl"].is_null());
+    env.wait_event("a-newer-claim", "DuplicateAcqp").await;
+
+    let older = env.get("acqpauth/acme-cashier").unwrap();
+    assert_eq!(
+        condition(&older, "Ready").unwrap()["reason"],
+        "AwaitingAuthorization"
+    );
+    assert!(condition(&older, "Stalled").is_none());
+    assert_eq!(env.url_count(ACME, "CashierPayment").await, 1);
+    assert_eq!(env.url_count(ACME, "CashierPayment,AutoDebit").await, 0);
+    assert_eq!(env.api.stats().await["urlsIssued"], 1);
+    env.assert_events_once("a-newer-claim");
+    env.assert_events_once("acme-cashier");
+}
+
+/// The operator dies after the Developer Center issued a URL but before the URL reached the
+/// status. Its successor asks again with the same idempotency key and gets the same URL: the
+/// simulator's stats show one URL, and the resource converges to Ready after the grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_between_url_and_status_issues_no_second_url() {
+    let mut env = Env::new("crash").await;
+    env.apply_application("10m");
+    env.wait_condition("dcapp/demo", "Ready", "True", "Connected")
+        .await;
+    let e = &env;
+    env.wait_async(
+        "the first list of authorizations",
+        STEP,
+        move || async move {
+            let n = e.calls(INQUIRY).await;
+            if n >= 1 {
+                Ok(())
+            } else {
+                Err("no inquiry yet".into())
+            }
+        },
+    )
+    .await;
+    // Every call is carried out, then its connection dropped before the answer.
+    env.set_faults(json!({"dropRate": 1.0})).await;
+    env.apply_example("acme-cashier.yaml");
+    let e = &env;
+    env.wait_async("a URL issued at the simulator", STEP, move || async move {
+        let stats = e.api.stats().await;
+        if stats["urlsIssued"] == 1 {
+            Ok(())
+        } else {
+            Err(stats.to_string())
+        }
+    })
+    .await;
+    let object = env.get("acqpauth/acme-cashier").unwrap();
+    assert!(
+        object["status"]["authorizationUrl"].is_null(),
+        "the URL must not have reached the status yet: {}",
+        object["status"]
+    );
+    env.restart_operator().await;
+    env.set_faults(json!({})).await;
+
+    let object = env.wait_url("acme-cashier").await;
+    assert_eq!(
+        env.url_count(ACME, "CashierPayment").await,
+        1,
+        "no second URL"
+    );
+    assert_eq!(env.api.stats().await["urlsIssued"], 1);
+    let dropped = &env.api.stats().await["calls"][GENERATE];
+    assert!(dropped["DROPPED"].as_u64().unwrap_or(0) >= 1, "{dropped}");
+    let events = env.events("acme-cashier");
+    let issued: Vec<_> = events
+        .iter()
+        .filter(|e| e["reason"] == "UrlIssued")
+        .collect();
+    assert!(!issued.is_empty(), "{}", reasons(&events));
+    assert!(object["status"]["authorizationUrl"].is_string());
+
+    // Converges: the grant (seen at the next poll, 10 min away, so through a notification).
+    let (status, body) = env
+        .api
+        .sim_post(
+            &format!("/sim/apps/{DEMO}/notify-url"),
+            &json!({"url": env.operator.notify_url()}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    env.authorize(ACME).await;
+    let token = env.sim_token(ACME).await;
+    env.wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
+        .await;
+    env.wait_condition("acqpauth/acme-cashier", "Ready", "True", "Authorized")
+        .await;
+    assert_eq!(env.url_count(ACME, "CashierPayment").await, 1);
+    env.assert_events_once("acme-cashier");
+}
+
+/// With a 10-minute poll interval, a grant still reaches the Secret within seconds because the
+/// Developer Center's signed notification triggers a refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_delivers_a_grant_long_before_the_next_poll() {
+    let env = Env::new("notify").await;
+    let (status, body) = env
+        .api
+        .sim_post(
+            &format!("/sim/apps/{DEMO}/notify-url"),
+            &json!({"url": env.operator.notify_url()}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Application and authorization applied together, as a user would.
+    let applied = Instant::now();
+    env.apply_application("10m");
+    env.apply_example("acme-cashier.yaml");
+    env.wait_url("acme-cashier").await;
+    timing(
+        "kubectl apply (application and authorization together) to URL in status",
+        applied.elapsed(),
+    );
+    let inquiries = env.calls(INQUIRY).await;
+
+    env.authorize(ACME).await;
+    let granted = Instant::now();
+    let token = env.sim_token(ACME).await;
+    let secret = env
+        .wait_for(
+            "the Secret within 10 s of the grant",
+            Duration::from_secs(10),
+            || {
+                let secret = env
+                    .get("secret/acme-cashier-agent-token")
+                    .ok_or("no Secret")?;
+                if Env::secret_token(&secret, "agentToken") == token {
+                    Ok(secret)
+                } else {
+                    Err("old data".into())
+                }
+            },
+        )
+        .await;
+    timing(
+        "grant to Secret with notifications (poll interval 10m)",
+        granted.elapsed(),
+    );
+    assert_eq!(
+        secret["metadata"]["annotations"]["acqp-operator.io/token-revision"],
+        "1"
+    );
+    env.wait_condition("acqpauth/acme-cashier", "Ready", "True", "Authorized")
+        .await;
+    let stats = env.api.stats().await;
+    assert!(
+        stats["notificationsAcked"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
+    // One list per notification, not a call per resource.
+    let after = env.calls(INQUIRY).await;
+    assert!(
+        after > inquiries && after <= inquiries + 3,
+        "{inquiries} → {after} inquiries"
+    );
+
+    // A forged notification (signed with the wrong key) is refused and changes nothing.
+    let forged = env
+        .api
+        .http
+        .post(env.operator.notify_url())
+        .header("Content-Type", "application/json; charset=UTF-8")
+        .header("Client-Id", DEMO)
+        .header("Request-Time", "2026-11-27T00:00:00Z")
+        .header("Signature", "algorithm=RSA256,keyVersion=1,signature=Zm9yZ2Vk")
+        .body(r#"{"notifyType":"AUTHORIZATION_STATUS_CHANGED","acquirerId":"1022188000000000001","status":"Inactive","updateTime":"2026-11-27T00:00:00Z"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+    let metrics = env.operator.metrics().await;
+    assert!(metrics.contains("acqp_operator_"), "{metrics}");
+    env.assert_events_once("acme-cashier");
+}
+
+/// deletionPolicy Delete removes the Secret, Retain keeps it without the owner reference, and
+/// both deletions complete while the Developer Center is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_honours_the_policy_while_the_developer_center_is_down() {
+    let mut env = Env::new("deletion").await;
+    env.apply_application("2s");
+    env.apply_example("acme-cashier.yaml");
+    env.apply_example("gamma-several-products.yaml");
+    env.wait_url("acme-cashier").await;
+    env.wait_url("gamma").await;
+    env.authorize(ACME).await;
+    env.authorize(GAMMA).await;
+    env.wait_condition("acqpauth/acme-cashier", "Ready", "True", "Authorized")
+        .await;
+    env.wait_condition("acqpauth/gamma", "Ready", "True", "Authorized")
+        .await;
+    let gamma_secret = env.get("secret/gamma-agent-token").unwrap();
+    assert!(gamma_secret["data"]["token"].is_string());
+    assert!(env.get("secret/acme-cashier-agent-token").is_some());
+
+    env.sim.take().unwrap().shutdown().await;
+    env.wait_condition("dcapp/demo", "Ready", "False", "DevCenterUnavailable")
+        .await;
+
+    let deleted = env
+        .kubectl_async(&["delete", "acqpauth/acme-cashier", "--timeout=30s"])
+        .await;
+    assert!(deleted.status.success(), "{}", text(&deleted));
+    assert!(env.get("acqpauth/acme-cashier").is_none());
+    env.wait_for(
+        "Secret acme-cashier-agent-token deleted",
+        STEP,
+        || match env.get("secret/acme-cashier-agent-token") {
+            None => Ok(()),
+            Some(_) => Err("still there".into()),
+        },
+    )
+    .await;
+
+    let deleted = env
+        .kubectl_async(&["delete", "acqpauth/gamma", "--timeout=30s"])
+        .await;
+    assert!(deleted.status.success(), "{}", text(&deleted));
+    let kept = env
+        .get("secret/gamma-agent-token")
+        .expect("Retain keeps the Secret");
+    assert!(
+        kept["metadata"]["ownerReferences"].is_null(),
+        "{}",
+        kept["metadata"]
+    );
+    assert_eq!(kept["data"], gamma_secret["data"]);
+}
+
+/// `spec.invitation.webhook`: each URL is POSTed once (retried after a failure) with the ACQP,
+/// the products, the URL and its expiry; a product added posts the new URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitation_webhook_receives_each_url_once() {
+    use std::sync::{Arc, Mutex};
+    /// Every POST the receiver got: the HTTP status it answered and the JSON body.
+    type Received = Arc<Mutex<Vec<(u16, Value)>>>;
+    let env = Env::new("webhook").await;
+    // The receiver fails its first request, so delivery must retry.
+    let received: Received = Arc::default();
+    let router = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(
+                |axum::extract::State(received): axum::extract::State<Received>,
+                 axum::Json(body): axum::Json<Value>| async move {
+                    let mut received = received.lock().unwrap();
+                    let status = if received.is_empty() { 500 } else { 200 };
+                    received.push((status, body));
+                    axum::http::StatusCode::from_u16(status).unwrap()
+                },
+            ),
+        )
+        .with_state(received.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    env.apply_application("5s");
+    env.apply(&format!(
+        r#"
+apiVersion: acqp-operator.io/v1alpha1
+kind: AcqpAuthorization
+metadata:
+  name: acme-hooked
+spec:
+  applicationRef: {{name: demo}}
+  acqp: {{id: "{ACME}", name: Acme Acquiring}}
+  products: [CashierPayment]
+  invitation:
+    webhook:
+      url: {hook}
+"#
+    ));
+    let object = env.wait_url("acme-hooked").await;
+    let first_url = object["status"]["authorizationUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let delivered = |url: &str| {
+        let received = received.lock().unwrap();
+        let posts: Vec<(u16, Value)> = received
+            .iter()
+            .filter(|(_, body)| body["authorizationUrl"] == url)
+            .cloned()
+            .collect();
+        posts
+    };
+    let posts = env
+        .wait_for("the webhook to accept the first URL", STEP, || {
+            let posts = delivered(&first_url);
+            if posts.iter().any(|(status, _)| *status == 200) {
+                Ok(posts)
+            } else {
+                Err(format!("{:?}", received.lock().unwrap()))
+            }
+        })
+        .await;
+    assert_eq!(
+        posts.len(),
+        2,
+        "one failed attempt, one delivery: {posts:?}"
+    );
+    let body = &posts[1].1;
+    assert_eq!(body["acqp"]["id"], ACME);
+    assert_eq!(body["acqp"]["name"], "Acme Acquiring");
+    assert_eq!(body["products"], json!(["CashierPayment"]));
+    // Status keeps whole seconds (metav1.Time); the webhook gets the Developer Center's value.
+    let at = |v: &Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let skew =
+        at(&body["expiresAt"]).duration_since(at(&object["status"]["authorizationUrlExpiresAt"]));
+    assert!(skew.abs() < jiff::SignedDuration::from_secs(1), "{body}");
+
+    env.kubectl_ok(&[
+        "patch",
+        "acqpauth/acme-hooked",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"products":["CashierPayment","AutoDebit"]}}"#,
+    ]);
+    let second_url = env
+        .wait_for("a second URL", STEP, || {
+            let object = env.get("acqpauth/acme-hooked").ok_or("gone")?;
+            match object["status"]["authorizationUrl"].as_str() {
+                Some(url) if url != first_url => Ok(url.to_owned()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+    let posts = env
+        .wait_for("the webhook to receive the second URL", STEP, || {
+            let posts = delivered(&second_url);
+            if posts.is_empty() {
+                Err(format!("{:?}", received.lock().unwrap()))
+            } else {
+                Ok(posts)
+            }
+        })
+        .await;
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0].0, 200);
+    let products = posts[0].1["products"].as_array().unwrap().clone();
+    assert_eq!(products.len(), 2, "{products:?}");
+    assert_eq!(
+        delivered(&first_url).len(),
+        2,
+        "the first URL was not sent again"
+    );
+    env.assert_events_once("acme-hooked");
+}
