@@ -1,8 +1,15 @@
 //! The command line: one binary, one subcommand per job.
 
+mod cluster;
 pub mod crd;
+pub mod documents;
+pub mod plan;
+mod schema;
+pub mod state;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 /// acqp-operator: the Alipay+ Developer Center's ACQP authorization flow as Kubernetes resources.
 #[derive(Parser, Debug)]
@@ -24,19 +31,24 @@ enum Command {
     Run(crate::controller::RunArgs),
     /// Run the Developer Center simulator (for the demo, tests and staging).
     Simulator(crate::simulator::SimulatorArgs),
+    /// Check manifests offline against the CRDs' schemas and CEL rules, and against each other.
+    Validate(validate::ValidateArgs),
+    /// Show what the operator will do for each AcqpAuthorization: exit 0 no changes, 2 changes,
+    /// 1 errors.
+    Plan(plan::PlanArgs),
 }
 
 impl Cli {
-    /// Runs the chosen subcommand.
-    pub async fn run(self) -> anyhow::Result<()> {
+    /// Runs the chosen subcommand; `validate` and `plan` choose their own exit code.
+    pub async fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
-            Command::Crd { out_dir: None } => {
-                print!("{}", crd::all_yaml()?);
-                Ok(())
-            }
-            Command::Crd { out_dir: Some(dir) } => crd::write_all(&dir),
-            Command::Run(args) => crate::controller::run(args).await,
-            Command::Simulator(args) => Ok(crate::simulator::run(args).await?),
+            Command::Crd { out_dir: None } => print!("{}", crd::all_yaml()?),
+            Command::Crd { out_dir: Some(dir) } => crd::write_all(&dir)?,
+            Command::Run(args) => crate::controller::run(args).await?,
+            Command::Simulator(args) => crate::simulator::run(args).await?,
+            Command::Validate(args) => return validate::run(args).await,
+            Command::Plan(args) => return plan::run(args).await,
         }
+        Ok(ExitCode::SUCCESS)
     }
 }

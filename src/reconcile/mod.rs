@@ -5,6 +5,7 @@
 
 pub mod conditions;
 mod decide;
+pub mod outcome;
 pub mod secret;
 
 pub use decide::{decide, record_refusal, record_url};
