@@ -30,19 +30,17 @@ use super::{
 };
 use crate::{
     api::{
-        AcqpAuthorization, AcqpAuthorizationStatus, AcqpStatus, DeletionPolicy,
-        DeveloperCenterApplication, duration,
+        AcqpAuthorization, AcqpAuthorizationStatus, DeletionPolicy, DeveloperCenterApplication,
+        duration,
     },
     devcenter::{
         self,
-        wire::{
-            AgentToken, AuthorizationStatus, GENERATE_URL_PATH, GenerateUrlRequest, ResultCode,
-        },
+        wire::{AgentToken, GENERATE_URL_PATH, GenerateUrlRequest, ResultCode},
     },
     reconcile::{
-        self, Action, ApplicationView, Claim, Decision, Input, IssuedUrl, Refusal,
-        RemoteAuthorization, RemoteView,
+        self, Action, ApplicationView, Claim, Decision, Input, IssuedUrl, Refusal, RemoteView,
         conditions::STALLED,
+        outcome,
         secret::{DesiredSecret, MANAGED_BY_LABEL, SecretView},
     },
 };
@@ -64,6 +62,9 @@ pub enum Error {
     /// The Secret could not be written: the grant's token is no longer in the snapshot.
     #[error("the Developer Center's record for ACQP {0} changed meanwhile; retrying")]
     RecordChanged(String),
+    /// The application's client went away between deciding and acting (it was just changed).
+    #[error("application {0} changed meanwhile; retrying")]
+    ApplicationChanged(String),
     /// Adding or removing the finalizer failed.
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<finalizer::Error<Error>>),
@@ -76,6 +77,7 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::DevCenter(error) => error.metric_label(),
             Error::RecordChanged(_) => "record_changed",
+            Error::ApplicationChanged(_) => "application_changed",
             Error::Finalizer(_) => "finalizer",
         }
     }
@@ -183,7 +185,8 @@ async fn apply_version(
     {
         // Ready implies loaded credentials, and only a Ready application leads to IssueUrl.
         let client = app.as_ref().and_then(|a| a.client.clone());
-        let client = client.ok_or_else(|| Error::RecordChanged(object.spec.acqp.id.clone()))?;
+        let client = client
+            .ok_or_else(|| Error::ApplicationChanged(object.spec.application_ref.name.clone()))?;
         let request = GenerateUrlRequest {
             authorization_request_id: request_id,
             acquirer_id: object.spec.acqp.id.clone(),
@@ -212,10 +215,12 @@ async fn apply_version(
                 });
                 announce_url(object, &issued, ctx).await;
             }
-            Err(devcenter::Error::Rejected { code, message, .. }) if refusal(&code).is_some() => {
+            Err(error) => {
+                let Some((refusal, message)) = refusal(&error) else {
+                    return Err(error.into());
+                };
                 let generation = object.metadata.generation.unwrap_or_default();
-                let refusal = refusal(&code).unwrap_or(Refusal::PermissionDenied);
-                reconcile::record_refusal(&mut status, refusal, &message, generation, input.now);
+                reconcile::record_refusal(&mut status, refusal, message, generation, input.now);
                 announce_refusal(object, &status, ctx).await;
                 resource.status = Some(status);
                 decision = reconcile::decide(&Input {
@@ -223,7 +228,6 @@ async fn apply_version(
                     ..input.clone()
                 });
             }
-            Err(error) => return Err(error.into()),
         }
     }
     perform(object, &decision, app.as_deref(), &secrets, ctx).await?;
@@ -424,7 +428,7 @@ async fn cleanup(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, E
     let Some(secret) = secrets.get_opt(&name).await? else {
         return Ok(Requeue::await_change());
     };
-    if !is_owned_by(&secret, object) {
+    if !outcome::is_controlled_by(&secret.metadata, object) {
         return Ok(Requeue::await_change());
     }
     match object.spec.token_secret.deletion_policy {
@@ -482,15 +486,7 @@ fn remote_view(object: &AcqpAuthorization, app: Option<&Application>) -> RemoteV
     };
     match app.record(&object.spec.acqp.id) {
         None => RemoteView::Absent,
-        Some(record) => RemoteView::Present(RemoteAuthorization {
-            status: match record.status {
-                AuthorizationStatus::Active => AcqpStatus::Active,
-                AuthorizationStatus::Inactive => AcqpStatus::Inactive,
-            },
-            products: record.products,
-            token_fingerprint: record.agent_token.fingerprint(),
-            update_time: record.update_time,
-        }),
+        Some(record) => RemoteView::Present(outcome::remote_record(&record)),
     }
 }
 
@@ -498,7 +494,7 @@ fn secret_view(object: &AcqpAuthorization, secret: Option<Secret>) -> SecretView
     let Some(secret) = secret else {
         return SecretView::Missing;
     };
-    if !is_owned_by(&secret, object) {
+    if !outcome::is_controlled_by(&secret.metadata, object) {
         let owner = match secret
             .metadata
             .owner_references
@@ -520,16 +516,6 @@ fn secret_view(object: &AcqpAuthorization, secret: Option<Secret>) -> SecretView
         labels: secret.metadata.labels.unwrap_or_default(),
         annotations: secret.metadata.annotations.unwrap_or_default(),
     }
-}
-
-fn is_owned_by(secret: &Secret, object: &AcqpAuthorization) -> bool {
-    let uid = object.metadata.uid.as_deref();
-    secret
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|owner| Some(owner.uid.as_str()) == uid && owner.controller == Some(true))
 }
 
 fn rivals(object: &AcqpAuthorization, ctx: &Context) -> Vec<Claim> {
@@ -563,12 +549,16 @@ fn poll_interval(object: &AcqpAuthorization, app: Option<&Application>) -> Durat
 }
 
 /// The refusals a human must resolve; other F codes are errors of the operator or the gateway.
-fn refusal(code: &ResultCode) -> Option<Refusal> {
-    match code {
-        ResultCode::ProductNotInContract => Some(Refusal::ProductsNotInContract),
-        ResultCode::ProductNotIntegrated => Some(Refusal::ProductsNotIntegrated),
-        ResultCode::AcquirerNotFound => Some(Refusal::AcqpNotFound),
-        ResultCode::AccessDenied => Some(Refusal::PermissionDenied),
-        _ => None,
-    }
+fn refusal(error: &devcenter::Error) -> Option<(Refusal, &str)> {
+    let devcenter::Error::Rejected { code, message, .. } = error else {
+        return None;
+    };
+    let refusal = match code {
+        ResultCode::ProductNotInContract => Refusal::ProductsNotInContract,
+        ResultCode::ProductNotIntegrated => Refusal::ProductsNotIntegrated,
+        ResultCode::AcquirerNotFound => Refusal::AcqpNotFound,
+        ResultCode::AccessDenied => Refusal::PermissionDenied,
+        _ => return None,
+    };
+    Some((refusal, message))
 }
