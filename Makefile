@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test demo crds fmt lint control-plane unit help
+.PHONY: test demo crds fmt lint control-plane image image-test help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,6 +23,12 @@ fmt: ## Format the code
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+image: ## Build the container image without Docker (OCI layout + docker archive under target/image/)
+	hack/image
+
+image-test: ## Build the image and inspect it: entrypoint, non-root user, no shell, size
+	$(CARGO) test --test image -- --ignored
 
 control-plane: ## Build etcd, kube-apiserver and helm from pinned Go modules (once; cached)
 	hack/control-plane ensure
