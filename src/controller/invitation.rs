@@ -17,14 +17,22 @@ pub async fn deliver(url: String, body: serde_json::Value) {
             return;
         }
     };
+    // Webhook URLs often carry a secret in their path (Slack-style): log only the host.
+    let host = reqwest::Url::parse(&url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
     let mut delay = Duration::from_secs(1);
     for attempt in 1..=ATTEMPTS {
         match client.post(&url).json(&body).send().await {
             Ok(response) if response.status().is_success() => return,
             Ok(response) => {
-                tracing::warn!(%url, status = %response.status(), attempt, "invitation webhook refused")
+                tracing::warn!(%host, status = %response.status(), attempt, "invitation webhook refused")
             }
-            Err(error) => tracing::warn!(%url, %error, attempt, "invitation webhook failed"),
+            Err(error) => {
+                let error = error.without_url();
+                tracing::warn!(%host, %error, attempt, "invitation webhook failed")
+            }
         }
         tokio::time::sleep(delay).await;
         delay *= 2;

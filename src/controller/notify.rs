@@ -1,20 +1,28 @@
 //! The notification endpoint (`POST /notify`): the Developer Center pushes a signed
 //! `AUTHORIZATION_STATUS_CHANGED`; the operator verifies it, acknowledges it with a signed
 //! result, and refreshes that application's snapshot at once. A notification never changes
-//! anything by itself (it carries no token), so a replay costs only one extra list.
+//! anything by itself (it carries no token); a stale one is refused, and one replayed while
+//! still fresh is acknowledged without another refresh.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    body::Bytes,
+    body::{Body, Bytes},
     extract::{DefaultBodyLimit, State},
-    http::{HeaderMap, HeaderValue, StatusCode, Uri, header::CONTENT_TYPE},
+    http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header::CONTENT_TYPE},
     response::{IntoResponse, Response},
     routing::post,
 };
-use tokio::sync::watch;
-use tower_http::timeout::TimeoutLayer;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore, watch},
+    task::JoinSet,
+};
+use tower::Service as _;
+use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
 
 use super::registry::Registry;
 use crate::devcenter::{
@@ -27,8 +35,19 @@ use crate::devcenter::{
 pub(crate) const NOTIFY_PATH: &str = "/notify";
 /// Notifications are a few hundred bytes; anything much larger is not one.
 const BODY_LIMIT: usize = 64 * 1024;
-/// Bounds a whole request, body included, so slow senders cannot hold connections open.
+/// Bounds reading a request's headers, and then handling it (body included), so slow senders
+/// cannot hold connections open.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once. The Developer Center needs a handful; past this, further
+/// senders wait in the kernel's accept backlog instead of costing the operator memory.
+const MAX_CONNECTIONS: usize = 64;
+
+/// What one sender may hold, as numbers the tests can shrink.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    request_timeout: Duration,
+    max_connections: usize,
+}
 
 /// What the endpoint reads: the registry, and whether this replica leads.
 #[derive(Clone)]
@@ -39,24 +58,85 @@ pub(crate) struct NotifyState {
 
 /// Serves `POST /notify` until `shutdown` resolves.
 pub(crate) async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     state: NotifyState,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let limits = Limits {
+        request_timeout: REQUEST_TIMEOUT,
+        max_connections: MAX_CONNECTIONS,
+    };
+    serve_with(listener, state, shutdown, limits).await
+}
+
+/// The accept loop. `axum::serve` sets no header-read timeout, so a sender trickling its
+/// headers, or connecting and sending nothing, would keep a connection (and a task) forever;
+/// serving each connection with hyper directly lets us bound that too.
+async fn serve_with(
+    listener: TcpListener,
+    state: NotifyState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: Limits,
 ) -> anyhow::Result<()> {
     let app = Router::new()
         .route(NOTIFY_PATH, post(receive))
         .with_state(state)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Refuses a too-large Content-Length at once; the extractor's limit alone would wait
+        // for the body and answer only when it overflows or the request times out.
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
+            limits.request_timeout,
         ));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, path = NOTIFY_PATH, "accepting Developer Center notifications");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut connections = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        while connections.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accepting a notification connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        connections.spawn(serve_connection(stream, app.clone(), limits, slot));
+    }
+    // Connections still open are cut; an unacknowledged notification is retried by the
+    // Developer Center, and the poller lists on its own schedule anyway.
+    connections.shutdown().await;
     Ok(())
+}
+
+/// Serves one connection; `_slot` frees its place among [`MAX_CONNECTIONS`] when it ends.
+async fn serve_connection(
+    stream: TcpStream,
+    app: Router,
+    limits: Limits,
+    _slot: OwnedSemaphorePermit,
+) {
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        app.clone().call(request.map(Body::new))
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.request_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    if let Err(error) = connection.await {
+        tracing::debug!(%error, "notification connection ended with an error");
+    }
 }
 
 async fn receive(
@@ -127,7 +207,17 @@ fn handle(
         return refuse(status, code, &reason);
     };
     let (ack_headers, ack_body) = ack_client.acknowledge_notification(path);
-    for (app, _, notification) in &verified {
+    for (app, client, notification) in &verified {
+        if !client.first_delivery(headers) {
+            // Acknowledged again (the sender may have lost our answer), but refreshed once.
+            tracing::debug!(
+                namespace = %app.key.namespace,
+                app = %app.key.name,
+                acquirer_id = %notification.acquirer_id,
+                "duplicate notification acknowledged; already refreshed for it"
+            );
+            continue;
+        }
         tracing::info!(
             namespace = %app.key.namespace,
             app = %app.key.name,
@@ -275,6 +365,31 @@ mod tests {
     }
 
     #[test]
+    fn a_replayed_notification_is_acknowledged_but_refreshes_once() {
+        let registry = Registry::default();
+        register(&registry, "team-a", "devcenter-public.pem");
+        let (headers, body) = notification("devcenter-private.pem", CLIENT_ID);
+        for delivery in ["first", "replayed"] {
+            let (status, ack_headers, ack_body) =
+                handle(&registry, true, NOTIFY_PATH, &headers, &body);
+            assert_eq!(status, StatusCode::OK, "{delivery}");
+            assert_eq!(result_code(&ack_body), "SUCCESS", "{delivery}");
+            assert!(ack_headers.contains_key(signing::SIGNATURE_HEADER));
+            assert_eq!(
+                refreshed(&registry, "team-a"),
+                delivery == "first",
+                "{delivery}"
+            );
+        }
+        // The same change signed anew (another attempt, a second later) is a new delivery.
+        std::thread::sleep(Duration::from_millis(1100));
+        let (headers, body) = notification("devcenter-private.pem", CLIENT_ID);
+        let (status, _, _) = handle(&registry, true, NOTIFY_PATH, &headers, &body);
+        assert_eq!(status, StatusCode::OK);
+        assert!(refreshed(&registry, "team-a"));
+    }
+
+    #[test]
     fn standbys_ask_for_a_retry() {
         let registry = Registry::default();
         register(&registry, "team-a", "devcenter-public.pem");
@@ -283,5 +398,232 @@ mod tests {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(result_code(&body), "UNKNOWN_EXCEPTION");
         assert!(!refreshed(&registry, "team-a"));
+    }
+
+    #[test]
+    fn stale_or_tampered_notifications_change_nothing() {
+        let registry = Registry::default();
+        register(&registry, "team-a", "devcenter-public.pem");
+        let key = SigningKey::from_pem("sender", &key_file("devcenter-private.pem")).unwrap();
+        // Authentic, but signed 10 minutes ago: a captured notification replayed later.
+        let (mut headers, body) = notification("devcenter-private.pem", CLIENT_ID);
+        let old = jiff::Zoned::now() - jiff::SignedDuration::from_mins(10);
+        let time = signing::format_time(&old);
+        let signature = signing::sign(&key, NOTIFY_PATH, CLIENT_ID, &time, &body);
+        headers.insert(signing::REQUEST_TIME_HEADER, time.parse().unwrap());
+        headers.insert(signing::SIGNATURE_HEADER, signature.parse().unwrap());
+        let (status, _, answer) = handle(&registry, true, NOTIFY_PATH, &headers, &body);
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let message = serde_json::from_slice::<ResultResponse>(&answer)
+            .unwrap()
+            .result
+            .result_message;
+        assert!(message.contains("refused as replays"), "{message}");
+        // Authentic headers over a body flipped from Active to Inactive.
+        let (headers, body) = notification("devcenter-private.pem", CLIENT_ID);
+        let flipped = String::from_utf8(body)
+            .unwrap()
+            .replace("Active", "Inactive");
+        let (status, _, answer) =
+            handle(&registry, true, NOTIFY_PATH, &headers, flipped.as_bytes());
+        assert_eq!(
+            (status, result_code(&answer).as_str()),
+            (StatusCode::UNAUTHORIZED, "INVALID_SIGNATURE")
+        );
+        assert!(!refreshed(&registry, "team-a"));
+    }
+
+    /// The endpoint on a free port with small limits; returns its address and the registry.
+    async fn endpoint(limits: Limits) -> (std::net::SocketAddr, Registry) {
+        let registry = Registry::default();
+        register(&registry, "team-a", "devcenter-public.pem");
+        let (leading_tx, leading) = watch::channel(true);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = NotifyState {
+            registry: registry.clone(),
+            leading,
+        };
+        // The sender lives as long as the server task, so the replica stays the leader.
+        let shutdown = async move {
+            std::future::pending::<()>().await;
+            drop(leading_tx);
+        };
+        tokio::spawn(serve_with(listener, state, shutdown, limits));
+        (addr, registry)
+    }
+
+    const SMALL: Limits = Limits {
+        request_timeout: Duration::from_millis(500),
+        max_connections: 4,
+    };
+    /// Generous slack over SMALL.request_timeout for a loaded CI machine; still far below what
+    /// the slow senders below would need to finish.
+    const CLOSED_WITHIN: Duration = Duration::from_secs(4);
+
+    /// The head of a raw HTTP/1.1 notification request with `extra` header lines.
+    fn head(content_length: usize, extra: &str) -> String {
+        format!(
+            "POST {NOTIFY_PATH} HTTP/1.1\r\nHost: operator\r\nContent-Type: {JSON_UTF8}\r\n\
+             Content-Length: {content_length}\r\n{extra}\r\n"
+        )
+    }
+
+    /// `headers` as raw header lines, plus `Connection: close` when asked.
+    fn header_lines(headers: &HeaderMap, close: bool) -> String {
+        headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {}\r\n", value.to_str().unwrap()))
+            .chain(close.then(|| "Connection: close\r\n".to_owned()))
+            .collect()
+    }
+
+    /// Reads until the server closes the connection; returns what it sent.
+    async fn read_to_close(stream: &mut TcpStream) -> String {
+        use tokio::io::AsyncReadExt as _;
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    /// Sends `bytes` one at a time, `gap` apart, until the server stops taking them; returns
+    /// how many were written before the connection broke (all of them if it never did).
+    async fn trickle(stream: &mut TcpStream, bytes: &[u8], gap: Duration) -> usize {
+        use tokio::io::AsyncWriteExt as _;
+        for (sent, byte) in bytes.iter().enumerate() {
+            if stream.write_all(&[*byte]).await.is_err() || stream.flush().await.is_err() {
+                return sent;
+            }
+            tokio::time::sleep(gap).await;
+        }
+        bytes.len()
+    }
+
+    /// Sends a whole authentic notification on a new connection and reads the answer.
+    async fn send_authentic(addr: std::net::SocketAddr) -> String {
+        use tokio::io::AsyncWriteExt as _;
+        let (headers, body) = notification("devcenter-private.pem", CLIENT_ID);
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = head(body.len(), &header_lines(&headers, true));
+        stream.write_all(request.as_bytes()).await.unwrap();
+        stream.write_all(&body).await.unwrap();
+        read_to_close(&mut stream).await
+    }
+
+    #[tokio::test]
+    async fn an_authentic_notification_over_http_is_acknowledged() {
+        let (addr, registry) = endpoint(SMALL).await;
+        let answer = send_authentic(addr).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert!(answer.contains(r#""resultCode":"SUCCESS""#), "{answer}");
+        assert!(refreshed(&registry, "team-a"));
+    }
+
+    #[tokio::test]
+    async fn headers_sent_byte_by_byte_are_cut_off() {
+        let (addr, registry) = endpoint(SMALL).await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let started = std::time::Instant::now();
+        // 400 bytes at 20 ms each would take 8 s; the server must hang up long before.
+        let request = head(2, &format!("X-Padding: {}\r\n", "a".repeat(340)));
+        assert!(request.len() >= 400);
+        let sent = trickle(&mut stream, request.as_bytes(), Duration::from_millis(20)).await;
+        let answer = read_to_close(&mut stream).await;
+        assert!(
+            sent < request.len() && started.elapsed() < CLOSED_WITHIN,
+            "the server took {sent} of {} bytes over {:?}",
+            request.len(),
+            started.elapsed()
+        );
+        assert!(!answer.contains("200 OK"), "{answer}");
+        assert!(!refreshed(&registry, "team-a"));
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_closed() {
+        let (addr, _) = endpoint(SMALL).await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let started = std::time::Instant::now();
+        let closed = tokio::time::timeout(CLOSED_WITHIN, read_to_close(&mut stream)).await;
+        assert!(
+            closed.is_ok(),
+            "a connection that sent nothing is still open after {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_sent_byte_by_byte_times_out() {
+        use tokio::io::AsyncWriteExt as _;
+        let (addr, registry) = endpoint(SMALL).await;
+        let (headers, body) = notification("devcenter-private.pem", CLIENT_ID);
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = head(body.len(), &header_lines(&headers, false));
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let started = std::time::Instant::now();
+        // An authentic body, but at 20 ms a byte it would take seconds to arrive.
+        let sent = trickle(&mut stream, &body, Duration::from_millis(20)).await;
+        let answer = read_to_close(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(
+            sent < body.len() && started.elapsed() < CLOSED_WITHIN,
+            "{sent} of {} bytes over {:?}",
+            body.len(),
+            started.elapsed()
+        );
+        assert!(!refreshed(&registry, "team-a"));
+    }
+
+    #[tokio::test]
+    async fn oversized_bodies_are_refused_unread() {
+        use tokio::io::AsyncWriteExt as _;
+        let (addr, registry) = endpoint(SMALL).await;
+        // Declared too large: refused on the header alone.
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let declared = head(
+            BODY_LIMIT + 1,
+            &format!("{CLIENT_ID_HEADER}: {CLIENT_ID}\r\n"),
+        );
+        stream.write_all(declared.as_bytes()).await.unwrap();
+        let answer = read_to_close(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        // Chunked, so no length up front: refused once the limit is crossed, and the sender
+        // finds the connection closed while it still has most of its 1 MiB to send.
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let chunked = format!(
+            "POST {NOTIFY_PATH} HTTP/1.1\r\nHost: operator\r\n{CLIENT_ID_HEADER}: {CLIENT_ID}\r\n\
+             Transfer-Encoding: chunked\r\n\r\n"
+        );
+        stream.write_all(chunked.as_bytes()).await.unwrap();
+        let chunk = format!("4000\r\n{}\r\n", "x".repeat(0x4000));
+        let mut sent = 0;
+        for _ in 0..64 {
+            if stream.write_all(chunk.as_bytes()).await.is_err() {
+                break;
+            }
+            sent += 0x4000;
+        }
+        let answer = read_to_close(&mut stream).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 413"),
+            "after {sent} bytes: {answer}"
+        );
+        assert!(!refreshed(&registry, "team-a"));
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_idle_connections_only_delays_real_notifications() {
+        let (addr, registry) = endpoint(SMALL).await;
+        let mut idle = Vec::new();
+        for _ in 0..SMALL.max_connections * 3 {
+            idle.push(TcpStream::connect(addr).await.unwrap());
+        }
+        // The idle ones hold every slot and are cut a request timeout later, batch by batch;
+        // the real notification waits its turn in the backlog, and is then answered.
+        let answer = tokio::time::timeout(Duration::from_secs(10), send_authentic(addr))
+            .await
+            .expect("the notification is answered once the idle connections are cut");
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert!(refreshed(&registry, "team-a"));
     }
 }

@@ -4,7 +4,12 @@
 //! unknown (U results, HTTP 5xx and 429, timeouts, broken connections) with the very same body,
 //! so a retried `generateUrl` keeps its `authorizationRequestId` and cannot mint a second URL.
 
-use std::{num::NonZeroU32, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    num::NonZeroU32,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use rand::Rng as _;
 use reqwest::{
@@ -27,6 +32,18 @@ use super::{
 
 /// The content type of every body, requests and responses alike.
 pub const JSON_UTF8: &str = "application/json; charset=UTF-8";
+
+/// The largest response body the client reads. A full page of 100 records is about 40 KiB; a
+/// body past this cannot be an answer to our call (a wrong endpoint, or a hostile one), and
+/// reading it whole would let the other end grow the operator's memory without bound.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// How far the signed time of a response (`Response-Time`) or notification (`Request-Time`) may
+/// lie from our clock, either way. Older messages are refused as replays: the signature binds a
+/// message to a path and Client-Id, not to one request, so without this a recorded answer could
+/// be played back much later. The allowance covers clock skew and slow answers; the Developer
+/// Center signs each notification retry anew, with a fresh time.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
 /// How to reach and authenticate to one Developer Center application.
 #[derive(Debug)]
@@ -99,6 +116,49 @@ struct Inner {
     /// The URL path under which the contract's paths live; it is part of the signed content.
     base_path: String,
     limiter: RateLimiter,
+    seen: SeenNotifications,
+}
+
+/// Signatures of the notifications verified lately, so a replay inside the freshness window is
+/// recognised. Only verified notifications are recorded, so only the Developer Center (or a
+/// replay of what it sent) can add entries; they expire after twice [`MAX_CLOCK_SKEW`], the
+/// longest time one signed notification can pass the freshness check.
+#[derive(Default)]
+struct SeenNotifications(Mutex<HashMap<String, Instant>>);
+
+/// Entries kept at most; past this the oldest are forgotten (a forgotten duplicate costs one
+/// more refresh, nothing else).
+const SEEN_NOTIFICATIONS_MAX: usize = 4096;
+
+impl SeenNotifications {
+    /// Records `signature`; false if it was recorded within the window already.
+    fn first_time(&self, signature: &str) -> bool {
+        let now = Instant::now();
+        let window = MAX_CLOCK_SKEW * 2;
+        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.retain(|_, first| now.duration_since(*first) < window);
+        if seen.contains_key(signature) {
+            return false;
+        }
+        if seen.len() >= SEEN_NOTIFICATIONS_MAX {
+            let oldest = seen
+                .iter()
+                .min_by_key(|(_, first)| **first)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                seen.remove(&oldest);
+            }
+        }
+        seen.insert(signature.to_owned(), now);
+        true
+    }
+}
+
+impl std::fmt::Debug for SeenNotifications {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.0.lock().unwrap_or_else(PoisonError::into_inner).len();
+        write!(f, "SeenNotifications({count})")
+    }
 }
 
 /// Why one attempt did not produce a verified S response.
@@ -126,6 +186,7 @@ impl DevCenterClient {
                 base_url,
                 base_path,
                 limiter,
+                seen: SeenNotifications::default(),
             }),
         })
     }
@@ -184,7 +245,10 @@ impl DevCenterClient {
 
     /// Checks a pushed notification received at `path` and returns its content.
     ///
-    /// A replayed notification passes, which is harmless: it only triggers a refresh.
+    /// It must be signed by the Developer Center for this Client-Id and path, and its signed
+    /// `Request-Time` must lie within [`MAX_CLOCK_SKEW`] of our clock, so a captured
+    /// notification cannot be replayed later. A replay inside that window passes here; the receiver
+    /// tells it apart with [`Self::first_delivery`].
     pub fn verify_notification(
         &self,
         path: &str,
@@ -198,6 +262,18 @@ impl DevCenterClient {
         })
     }
 
+    /// Whether a notification that [`Self::verify_notification`] accepted arrives for the first
+    /// time (within the freshness window), judged by its signature. A duplicate should still be
+    /// acknowledged, as the sender may have lost the first answer, but needs no new refresh:
+    /// so replaying a captured notification cannot make the operator list again and again.
+    pub fn first_delivery(&self, headers: &HeaderMap) -> bool {
+        let signature = headers
+            .get(signing::SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        self.inner.seen.first_time(signature)
+    }
+
     /// The signed success acknowledgement for a notification received at `path`.
     pub fn acknowledge_notification(&self, path: &str) -> (HeaderMap, Vec<u8>) {
         let body = serde_json::to_vec(&ResultResponse {
@@ -209,6 +285,49 @@ impl DevCenterClient {
         let signature = signing::sign(&config.signing_key, path, &config.client_id, &time, &body);
         let headers = self.signed_headers(signing::RESPONSE_TIME_HEADER, &time, &signature);
         (headers, body)
+    }
+
+    /// Runs a call's checks on one received response without the network, as the fuzz targets
+    /// in `fuzz/` need: `kind % 3` picks the call (application inquiry, generateUrl,
+    /// authorization inquiry). An unknown-outcome result is reported as `Unavailable`.
+    #[doc(hidden)]
+    pub fn check_received_response(
+        &self,
+        kind: u8,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), Error> {
+        fn parse<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<(), Error> {
+            serde_json::from_slice::<T>(body)
+                .map(drop)
+                .map_err(|e| Error::Protocol {
+                    path: path.to_owned(),
+                    reason: format!("unexpected success body: {e}"),
+                })
+        }
+        let path = [
+            APPLICATION_INQUIRY_PATH,
+            GENERATE_URL_PATH,
+            AUTHORIZATION_INQUIRY_PATH,
+        ][usize::from(kind % 3)];
+        let signed_path = format!("{}{path}", self.inner.base_path);
+        let body = match self.check_response(path, &signed_path, status, headers, body) {
+            Ok(body) => body,
+            Err(AttemptError::Final(error)) => return Err(error),
+            Err(AttemptError::Transient(last)) => {
+                return Err(Error::Unavailable {
+                    path,
+                    attempts: 1,
+                    last,
+                });
+            }
+        };
+        match kind % 3 {
+            0 => parse::<ApplicationInquiryResponse>(path, &body),
+            1 => parse::<GenerateUrlResponse>(path, &body),
+            _ => parse::<AuthorizationInquiryResponse>(path, &body),
+        }
     }
 
     async fn call<Req: Serialize, Resp: DeserializeOwned>(
@@ -266,6 +385,7 @@ impl DevCenterClient {
             base_url,
             base_path,
             limiter,
+            seen: _,
         } = &*self.inner;
         limiter.acquire().await;
         let signed_path = format!("{base_path}{path}");
@@ -290,15 +410,26 @@ impl DevCenterClient {
             return Err(AttemptError::Transient(format!("HTTP {status}")));
         }
         let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| AttemptError::Transient(describe(&e)))?;
-        self.authenticate(&signed_path, signing::RESPONSE_TIME_HEADER, &headers, &body)
+        let body = read_capped(response, &signed_path).await?;
+        self.check_response(path, &signed_path, status, &headers, &body)
+    }
+
+    /// Authenticates a response and reads its result: the body of an S result, or why not.
+    ///
+    /// Pure (no I/O), so the fuzz targets in `fuzz/` can drive it with arbitrary input.
+    fn check_response(
+        &self,
+        path: &'static str,
+        signed_path: &str,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Vec<u8>, AttemptError> {
+        self.authenticate(signed_path, signing::RESPONSE_TIME_HEADER, headers, body)
             .map_err(|error| AttemptError::Final(with_status(error, status)))?;
-        let ResultResponse { result } = serde_json::from_slice(&body).map_err(|e| {
+        let ResultResponse { result } = serde_json::from_slice(body).map_err(|e| {
             AttemptError::Final(Error::Protocol {
-                path: signed_path.clone(),
+                path: signed_path.to_owned(),
                 reason: format!("HTTP {status} without a result: {e}"),
             })
         })?;
@@ -354,7 +485,9 @@ impl DevCenterClient {
             body,
             signature,
         )
-        .map_err(|e| unverified(format!("{e} (checked with {:?})", config.devcenter_key)))
+        .map_err(|e| unverified(format!("{e} (checked with {:?})", config.devcenter_key)))?;
+        // After the signature, so the time judged is the one the sender signed.
+        check_fresh(time_header, time, jiff::Timestamp::now()).map_err(unverified)
     }
 
     fn signed_headers(&self, time_header: &'static str, time: &str, signature: &str) -> HeaderMap {
@@ -371,6 +504,61 @@ impl DevCenterClient {
         headers.insert(signing::SIGNATURE_HEADER, value(signature));
         headers
     }
+}
+
+/// Why a message's signed time (the `header` value `time`) is not acceptable at `now`, if not.
+fn check_fresh(header: &str, time: &str, now: jiff::Timestamp) -> Result<(), String> {
+    let sent: jiff::Timestamp = time
+        .parse()
+        .map_err(|_| format!("{header} {time:?} is not an ISO 8601 time with an offset"))?;
+    let max_skew = MAX_CLOCK_SKEW.as_secs() as i64;
+    let age = now.as_second() - sent.as_second();
+    if age > max_skew {
+        return Err(format!(
+            "{header} {time} is {age}s old; messages older than {max_skew}s are refused as \
+             replays"
+        ));
+    }
+    if -age > max_skew {
+        return Err(format!(
+            "{header} {time} is {}s in the future; check the clocks (at most {max_skew}s of skew \
+             is accepted)",
+            -age
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a response body, refusing one larger than [`MAX_RESPONSE_BYTES`] as soon as it is
+/// known to be (from Content-Length, or while streaming), so the rest is never buffered.
+async fn read_capped(
+    mut response: reqwest::Response,
+    signed_path: &str,
+) -> Result<Vec<u8>, AttemptError> {
+    let too_large = || {
+        AttemptError::Final(Error::Protocol {
+            path: signed_path.to_owned(),
+            reason: format!("the response body is larger than {MAX_RESPONSE_BYTES} bytes"),
+        })
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_RESPONSE_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| AttemptError::Transient(describe(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Adds the HTTP status to an authentication failure: an unsigned 404 means a wrong endpoint.
@@ -442,7 +630,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::devcenter::wire::NotifyType;
+    use crate::devcenter::wire::{NotifyType, ResultCode};
 
     const NOTIFY_PATH: &str = "/notify/acqp/demo";
 
@@ -527,6 +715,83 @@ mod tests {
             notification("devcenter-private.pem", "SANDBOX_ACQP_OPERATOR_DEMO");
         headers.remove(signing::SIGNATURE_HEADER);
         assert_eq!(reason((headers, body), NOTIFY_PATH), "no Signature header");
+    }
+
+    #[test]
+    fn message_times_outside_the_skew_are_refused() {
+        let now: jiff::Timestamp = "2026-11-27T04:10:00Z".parse().unwrap();
+        // The same instants in another offset count the same: the check is on absolute time.
+        for accepted in [
+            "2026-11-27T12:10:00+08:00",
+            "2026-11-27T04:05:00+00:00",
+            "2026-11-27T04:15:00Z",
+        ] {
+            assert_eq!(
+                check_fresh("Request-Time", accepted, now),
+                Ok(()),
+                "{accepted}"
+            );
+        }
+        let refused = |time: &str| check_fresh("Request-Time", time, now).unwrap_err();
+        let stale = refused("2026-11-27T12:04:59+08:00");
+        assert_eq!(
+            stale,
+            "Request-Time 2026-11-27T12:04:59+08:00 is 301s old; messages older than 300s are \
+             refused as replays"
+        );
+        let future = refused("2026-11-27T04:15:01Z");
+        assert!(future.contains("is 301s in the future"), "{future}");
+        for garbage in ["", "yesterday", "2026-11-27T04:10:00", "2026-11-27"] {
+            let reason = refused(garbage);
+            assert!(
+                reason.contains("is not an ISO 8601 time"),
+                "{garbage:?}: {reason}"
+            );
+        }
+    }
+
+    /// The checks the fuzz targets drive are the ones a call runs: the outcome follows the
+    /// signed result, and the signed path includes the endpoint's own path.
+    #[test]
+    fn received_responses_are_judged_like_calls() {
+        let mut config = config();
+        config.endpoint = Url::parse("http://127.0.0.1:9/gw/").unwrap();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = DevCenterClient::new(config).unwrap();
+        let key = SigningKey::from_pem("dc", &key_file("devcenter-private.pem")).unwrap();
+        let answer = |path: &str, result: ResultInfo| {
+            let body = serde_json::to_vec(&ResultResponse { result }).unwrap();
+            let time = signing::now();
+            let signature = signing::sign(&key, path, "SANDBOX_ACQP_OPERATOR_DEMO", &time, &body);
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                signing::CLIENT_ID_HEADER,
+                "SANDBOX_ACQP_OPERATOR_DEMO".parse().unwrap(),
+            );
+            headers.insert(signing::RESPONSE_TIME_HEADER, time.parse().unwrap());
+            headers.insert(signing::SIGNATURE_HEADER, signature.parse().unwrap());
+            (headers, body)
+        };
+        let path = format!("/gw{GENERATE_URL_PATH}");
+        let check = |(headers, body): (HeaderMap, Vec<u8>)| {
+            client.check_received_response(1, StatusCode::OK, &headers, &body)
+        };
+        let rejected = check(answer(
+            &path,
+            ResultInfo::of(ResultCode::AccessDenied, "no"),
+        ));
+        assert_eq!(rejected.unwrap_err().metric_label(), "rejected");
+        let unknown = check(answer(
+            &path,
+            ResultInfo::of(ResultCode::UnknownException, "?"),
+        ));
+        assert!(unknown.unwrap_err().is_retryable());
+        // S, but without the URL fields.
+        let shapeless = check(answer(&path, ResultInfo::success()));
+        assert_eq!(shapeless.unwrap_err().metric_label(), "protocol");
+        // Signed for the bare contract path, not the one under the endpoint's `/gw`.
+        let misplaced = check(answer(GENERATE_URL_PATH, ResultInfo::success()));
+        assert_eq!(misplaced.unwrap_err().metric_label(), "unverified");
     }
 
     #[test]

@@ -8,5 +8,8 @@ mod error;
 pub mod signing;
 pub mod wire;
 
-pub use client::{AuthorizationFilter, ClientConfig, DevCenterClient, JSON_UTF8};
+pub use client::{
+    AuthorizationFilter, ClientConfig, DevCenterClient, JSON_UTF8, MAX_CLOCK_SKEW,
+    MAX_RESPONSE_BYTES,
+};
 pub use error::Error;

@@ -249,7 +249,9 @@ pub fn verify(
 }
 
 /// Extracts the raw signature bytes from a header value, checking the algorithm.
-fn parse_header(value: &str) -> Result<Vec<u8>, SignatureError> {
+///
+/// Public so the fuzz targets in `fuzz/` can reach the parser on its own.
+pub fn parse_header(value: &str) -> Result<Vec<u8>, SignatureError> {
     let (mut algorithm, mut signature) = (None, None);
     for field in value.split(',') {
         let (name, field_value) = field
