@@ -51,6 +51,12 @@ pub fn decide(input: &Input<'_>) -> Decision {
             );
             return next.stalled(Phase::Error, "PermissionDenied", message);
         }
+        // What the operator last saw for this generation still stands (the token in the Secret
+        // still works): keep it rather than flap while the application recovers or, after a
+        // restart, loads.
+        ApplicationView::NotReady { .. } if next.is_current() => {
+            return next.unchanged(input.poll_interval);
+        }
         ApplicationView::NotReady { reason, message } => {
             let message =
                 format!("waiting for application {app} to become Ready ({reason}: {message})");
@@ -74,6 +80,11 @@ pub fn decide(input: &Input<'_>) -> Decision {
         return next.stalled(Phase::Error, "SecretConflict", message);
     }
     let remote = match &input.remote {
+        // Nothing is known yet that could change a status written for this generation (an
+        // operator restart, say): keep it, so a Ready resource does not flap while listing.
+        RemoteView::Unknown if next.is_current() => {
+            return next.unchanged(FIRST_LIST_RETRY);
+        }
         RemoteView::Unknown => {
             let message = "waiting for the first list of authorizations from the Developer Center"
                 .to_string();
@@ -329,6 +340,20 @@ impl<'i, 'a> Next<'i, 'a> {
             stalled: false,
         };
         self.finish(Phase::AwaitingAuthorization, wanted, requeue)
+    }
+
+    /// Whether the status already describes this generation.
+    fn is_current(&self) -> bool {
+        self.status.observed_generation == Some(self.generation)
+    }
+
+    fn unchanged(self, requeue_after: Duration) -> Decision {
+        let status = self.input.resource.status.clone().unwrap_or_default();
+        Decision {
+            status,
+            actions: Vec::new(),
+            requeue_after,
+        }
     }
 
     fn progressing(

@@ -503,6 +503,30 @@ fn nothing_is_issued_before_the_first_list() {
     assert_eq!(world.status().phase, Some(Phase::Pending));
 }
 
+#[test]
+fn a_restart_keeps_the_status_until_the_first_list() {
+    let mut world = World::new(&[CashierPayment]);
+    world.grant(&[CashierPayment], "token-1");
+    world.step();
+    let ready = world.status().clone();
+    world.remote = RemoteView::Unknown;
+    let decision = world.step();
+    assert!(decision.actions.is_empty());
+    assert_eq!(
+        decision.status, ready,
+        "a Ready resource must not flap while the list is pending"
+    );
+
+    world.resource.spec.products.push(AutoDebit);
+    world.resource.metadata.generation = Some(2);
+    world.step();
+    assert_eq!(
+        reason(world.status()),
+        "Listing",
+        "a new generation is reported as in progress"
+    );
+}
+
 fn any_world() -> impl Strategy<Value = (World, String)> {
     let products = proptest::sample::subsequence(Product::ALL.to_vec(), 1..=4);
     let remote = prop_oneof![
