@@ -8,7 +8,7 @@ mod sim_support;
 mod support;
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Command, Output},
     time::Duration,
 };
@@ -17,23 +17,12 @@ use serde_json::{Value, json};
 use support::{
     Cluster,
     operator::{Operator, OperatorOptions},
+    repo, text,
 };
 
 const CHART: &str = "charts/acqp-operator";
 /// `helm template` cannot ask a server which version it is; render for the pinned one.
 const KUBE_VERSION: &str = "1.36.3";
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// Runs the pinned `helm` against `cluster`, with its caches and config kept in the cluster's
 /// state directory so tests never read or write the user's ~/.config/helm.
@@ -61,18 +50,6 @@ fn helm_ok(cluster: &Cluster, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn kubectl_ok(cluster: &Cluster, args: &[&str]) -> String {
-    let out = cluster.kubectl(args);
-    assert!(
-        out.status.success(),
-        "kubectl {} failed:\n{}\n{}",
-        args.join(" "),
-        text(&out),
-        cluster.logs_tail()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// `helm template` with `--set`/`--set-json` style arguments, for release `release` in
 /// namespace `namespace`.
 fn template(cluster: &Cluster, release: &str, namespace: &str, values: &[&str]) -> String {
@@ -94,17 +71,14 @@ fn template(cluster: &Cluster, release: &str, namespace: &str, values: &[&str]) 
 fn dry_run(cluster: &Cluster, name: &str, manifests: &str) -> Vec<Value> {
     let file = cluster.dir.join(format!("{name}.yaml"));
     std::fs::write(&file, manifests).unwrap();
-    let out = kubectl_ok(
-        cluster,
-        &[
-            "apply",
-            "--dry-run=server",
-            "-o",
-            "json",
-            "-f",
-            file.to_str().unwrap(),
-        ],
-    );
+    let out = cluster.kubectl_ok(&[
+        "apply",
+        "--dry-run=server",
+        "-o",
+        "json",
+        "-f",
+        file.to_str().unwrap(),
+    ]);
     let applied: Value = serde_json::from_str(&out).expect("kubectl apply -o json");
     match applied["kind"].as_str() {
         Some("List") => applied["items"].as_array().unwrap().clone(),
@@ -453,7 +427,7 @@ async fn install_cluster_wide_grants_least_privilege_and_uninstall_cleans_up() {
         if !ns.is_empty() {
             args.extend(["-n", ns]);
         }
-        kubectl_ok(cluster, &args);
+        cluster.kubectl_ok(&args);
     }
 
     let sa = service_account(&namespace, "wide-acqp-operator");
@@ -611,7 +585,7 @@ async fn install_cluster_wide_grants_least_privilege_and_uninstall_cleans_up() {
             "name",
         ],
     ] {
-        let left = kubectl_ok(cluster, &args);
+        let left = cluster.kubectl_ok(&args);
         assert!(left.trim().is_empty(), "left after uninstall: {left}");
     }
     assert!(
@@ -619,10 +593,7 @@ async fn install_cluster_wide_grants_least_privilege_and_uninstall_cleans_up() {
         "the grant is gone with the release"
     );
     // Helm never deletes CRDs, so users' AcqpAuthorizations (and their Secrets) survive.
-    kubectl_ok(
-        cluster,
-        &["get", "crd", "acqpauthorizations.acqp-operator.io"],
-    );
+    cluster.kubectl_ok(&["get", "crd", "acqpauthorizations.acqp-operator.io"]);
 }
 
 /// Namespaced mode: the operator's rules exist only in the watched namespace.
@@ -644,17 +615,14 @@ async fn namespaced_mode_cannot_touch_other_namespaces() {
             &format!(r#"watchNamespaces=["{watched}"]"#),
         ],
     );
-    let args = kubectl_ok(
-        cluster,
-        &[
-            "get",
-            "deployment/narrow-acqp-operator",
-            "-n",
-            &namespace,
-            "-o",
-            "jsonpath={.spec.template.spec.containers[0].args}",
-        ],
-    );
+    let args = cluster.kubectl_ok(&[
+        "get",
+        "deployment/narrow-acqp-operator",
+        "-n",
+        &namespace,
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].args}",
+    ]);
     assert!(args.contains(&format!("--namespace={watched}")), "{args}");
     let sa = service_account(&namespace, "narrow-acqp-operator");
     assert_permissions(
@@ -696,10 +664,7 @@ async fn namespaced_mode_cannot_touch_other_namespaces() {
         cluster,
         &["uninstall", "narrow", "--namespace", &namespace, "--wait"],
     );
-    let left = kubectl_ok(
-        cluster,
-        &["get", "role,rolebinding", "-n", &watched, "-o", "name"],
-    );
+    let left = cluster.kubectl_ok(&["get", "role,rolebinding", "-n", &watched, "-o", "name"]);
     assert!(left.trim().is_empty(), "left after uninstall: {left}");
 }
 
@@ -767,17 +732,14 @@ async fn the_operator_runs_its_life_cycle_as_the_chart_service_account() {
     );
     let sa = service_account(&namespace, "run-acqp-operator");
     let kubeconfig = impersonating_kubeconfig(cluster, &sa);
-    let whoami = kubectl_ok(
-        cluster,
-        &[
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "auth",
-            "whoami",
-            "-o",
-            "jsonpath={.status.userInfo.username}",
-        ],
-    );
+    let whoami = cluster.kubectl_ok(&[
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
     assert_eq!(whoami, sa, "the kubeconfig impersonates the ServiceAccount");
 
     let sim = sim_support::start(sim_support::config()).await;
@@ -797,13 +759,12 @@ async fn the_operator_runs_its_life_cycle_as_the_chart_service_account() {
     )
     .await;
     let caller = sim_support::Caller::new(&sim);
-    let (status, answer) = caller
-        .sim_post(
+    caller
+        .sim_ok(
             &format!("/sim/apps/{}/notify-url", sim_support::DEMO),
             &json!({"url": operator.notify_url()}),
         )
         .await;
-    assert_eq!(status, 200, "{answer}");
 
     let application = std::fs::read_to_string(repo("examples/application.yaml"))
         .unwrap()
@@ -818,10 +779,7 @@ async fn the_operator_runs_its_life_cycle_as_the_chart_service_account() {
         ),
     )
     .unwrap();
-    kubectl_ok(
-        cluster,
-        &["apply", "-n", &watched, "-f", manifests.to_str().unwrap()],
-    );
+    cluster.kubectl_ok(&["apply", "-n", &watched, "-f", manifests.to_str().unwrap()]);
 
     let url = || {
         let out = cluster.kubectl(&[
@@ -842,13 +800,12 @@ async fn the_operator_runs_its_life_cycle_as_the_chart_service_account() {
         || !url().is_empty(),
     )
     .await;
-    let (status, answer) = caller
-        .sim_post(
+    caller
+        .sim_ok(
             &format!("/sim/acqp/{}/authorize", sim_support::ACME),
             &json!({"clientId": sim_support::DEMO}),
         )
         .await;
-    assert_eq!(status, 200, "{answer}");
 
     let ready = cluster.kubectl(&[
         "wait",
@@ -862,71 +819,53 @@ async fn the_operator_runs_its_life_cycle_as_the_chart_service_account() {
         ready.status.success(),
         "not Ready:\n{}\n{}\noperator output:\n{}",
         text(&ready),
-        kubectl_ok(
-            cluster,
-            &["get", "acqpauth/acme-cashier", "-n", &watched, "-o", "yaml"]
-        ),
+        cluster.kubectl_ok(&["get", "acqpauth/acme-cashier", "-n", &watched, "-o", "yaml"]),
         operator.logs()
     );
-    let token = kubectl_ok(
-        cluster,
-        &[
-            "get",
-            "secret/acme-cashier-agent-token",
-            "-n",
-            &watched,
-            "-o",
-            "jsonpath={.data.agentToken}",
-        ],
-    );
+    let token = cluster.kubectl_ok(&[
+        "get",
+        "secret/acme-cashier-agent-token",
+        "-n",
+        &watched,
+        "-o",
+        "jsonpath={.data.agentToken}",
+    ]);
     assert!(!token.is_empty(), "the token Secret holds the Agent-Token");
-    let reasons = kubectl_ok(
-        cluster,
-        &[
-            "get",
-            "events.events.k8s.io",
-            "-n",
-            &watched,
-            "-o",
-            "jsonpath={.items[*].reason}",
-        ],
-    );
+    let reasons = cluster.kubectl_ok(&[
+        "get",
+        "events.events.k8s.io",
+        "-n",
+        &watched,
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
     assert!(reasons.contains("Authorized"), "Events recorded: {reasons}");
-    let holder = kubectl_ok(
-        cluster,
-        &[
-            "get",
-            "lease/run-acqp-operator",
-            "-n",
-            &namespace,
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ],
-    );
+    let holder = cluster.kubectl_ok(&[
+        "get",
+        "lease/run-acqp-operator",
+        "-n",
+        &namespace,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ]);
     assert!(!holder.is_empty(), "the operator holds the chart's Lease");
 
-    kubectl_ok(
-        cluster,
-        &[
-            "delete",
-            "acqpauth/acme-cashier",
-            "-n",
-            &watched,
-            "--timeout=60s",
-        ],
-    );
-    let secret_left = kubectl_ok(
-        cluster,
-        &[
-            "get",
-            "secret/acme-cashier-agent-token",
-            "-n",
-            &watched,
-            "--ignore-not-found",
-            "-o",
-            "name",
-        ],
-    );
+    cluster.kubectl_ok(&[
+        "delete",
+        "acqpauth/acme-cashier",
+        "-n",
+        &watched,
+        "--timeout=60s",
+    ]);
+    let secret_left = cluster.kubectl_ok(&[
+        "get",
+        "secret/acme-cashier-agent-token",
+        "-n",
+        &watched,
+        "--ignore-not-found",
+        "-o",
+        "name",
+    ]);
     assert!(
         secret_left.trim().is_empty(),
         "deletionPolicy Delete removed the Secret"

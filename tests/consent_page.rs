@@ -6,140 +6,12 @@
 
 mod sim_support;
 
-use std::{
-    os::unix::process::CommandExt,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use acqp_operator::simulator::RunningSimulator;
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::Locator;
 use serde_json::json;
-use sim_support::*;
-
-/// A chromedriver process with one Chromium session; `close` ends both, and dropping kills
-/// whatever is left (after a failed assertion, say).
-struct Browser {
-    client: Client,
-    driver: Child,
-    _profile: tempfile::TempDir,
-}
-
-impl Browser {
-    /// Ends the session, which quits Chromium, then chromedriver.
-    async fn close(self) {
-        self.client.clone().close().await.unwrap();
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // Chromium outlives a killed chromedriver, so kill the process group they share.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
-            .status();
-        let _ = self.driver.wait();
-    }
-}
-
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-async fn browser() -> Browser {
-    let missing = |what: &str| {
-        panic!(
-            "{what} not found in PATH: install Debian's chromium and chromium-driver \
-             (apt-get install -y chromium chromium-driver; .ci/run does this)"
-        )
-    };
-    let chromium = find_in_path("chromium").unwrap_or_else(|| missing("chromium"));
-    let chromedriver = find_in_path("chromedriver").unwrap_or_else(|| missing("chromedriver"));
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let driver = Command::new(chromedriver)
-        .arg(format!("--port={port}"))
-        .process_group(0)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver starts");
-    let profile = tempfile::tempdir().unwrap();
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                format!("--user-data-dir={}", profile.path().display()),
-            ],
-        }),
-    );
-    let webdriver = format!("http://127.0.0.1:{port}");
-    let mut last_error = None;
-    // chromedriver needs a moment before it accepts sessions.
-    for _ in 0..100 {
-        match ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities.clone())
-            .connect(&webdriver)
-            .await
-        {
-            Ok(client) => {
-                return Browser {
-                    client,
-                    driver,
-                    _profile: profile,
-                };
-            }
-            Err(error) => last_error = Some(error),
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no WebDriver session from chromedriver: {last_error:?}");
-}
-
-impl Browser {
-    /// Waits for the navigation a click started, until the title starts with `prefix`.
-    async fn wait_title(&self, prefix: &str) -> String {
-        let mut title = String::new();
-        for _ in 0..100 {
-            title = self.client.title().await.unwrap();
-            if title.starts_with(prefix) {
-                return title;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("title is {title:?}, expected it to start with {prefix:?}");
-    }
-
-    async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-    }
-
-    async fn body_text(&self) -> String {
-        self.client
-            .find(Locator::Css("main"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
-}
+use sim_support::{browser::Browser, *};
 
 const AUTHORIZE: &str = "button[value=authorize]";
 const SKIP: &str = "button[value=skip]";
@@ -159,7 +31,7 @@ async fn issue(sim: &RunningSimulator, request_id: &str) -> (Caller, String) {
 async fn authorize_grants_an_active_record_with_a_token() {
     let sim = start(config()).await;
     let (api, url) = issue(&sim, "chromium-authorize").await;
-    let browser = browser().await;
+    let browser = Browser::start().await;
     browser.client.goto(&url).await.unwrap();
     browser.wait_title("Review authorization request").await;
     let text = browser.body_text().await;
@@ -199,7 +71,7 @@ async fn authorize_grants_an_active_record_with_a_token() {
 async fn skip_keeps_the_url_usable() {
     let sim = start(config()).await;
     let (api, url) = issue(&sim, "chromium-skip").await;
-    let browser = browser().await;
+    let browser = Browser::start().await;
     browser.client.goto(&url).await.unwrap();
     browser.wait_title("Review authorization request").await;
     // Skip needs no terms: formnovalidate lets it through with the box unchecked.
@@ -221,7 +93,7 @@ async fn skip_keeps_the_url_usable() {
 async fn missing_terms_block_the_grant_in_the_browser_and_on_the_server() {
     let sim = start(config()).await;
     let (api, url) = issue(&sim, "chromium-terms").await;
-    let browser = browser().await;
+    let browser = Browser::start().await;
     browser.client.goto(&url).await.unwrap();
     browser.wait_title("Review authorization request").await;
     browser.click(AUTHORIZE).await;
@@ -261,16 +133,14 @@ async fn missing_terms_block_the_grant_in_the_browser_and_on_the_server() {
 async fn a_completed_url_says_already_completed() {
     let sim = start(config()).await;
     let (api, url) = issue(&sim, "chromium-reuse").await;
-    let (status, _) = api
-        .sim_post(
-            &format!("/sim/acqp/{ACME}/authorize"),
-            &json!({"clientId": DEMO}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    api.sim_ok(
+        &format!("/sim/acqp/{ACME}/authorize"),
+        &json!({"clientId": DEMO}),
+    )
+    .await;
     let token = api.record(ACME).await.unwrap()["agentToken"].clone();
 
-    let browser = browser().await;
+    let browser = Browser::start().await;
     browser.client.goto(&url).await.unwrap();
     browser.wait_title("Already completed").await;
     assert!(

@@ -3,25 +3,18 @@
 
 mod support;
 
-use std::{
-    path::{Path, PathBuf},
-    process::Output,
-};
+use std::path::{Path, PathBuf};
 
-use support::{Cluster, cluster, namespace};
+use support::{Cluster, cluster, namespace, repo};
 
 const CRDS: [&str; 2] = [
     "acqpauthorizations.acqp-operator.io",
     "developercenterapplications.acqp-operator.io",
 ];
 
-fn repo_file(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
-
 /// The YAML files directly in `dir` (relative to the repository root), sorted.
 fn yaml_files(dir: &str) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_file(dir))
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo(dir))
         .unwrap_or_else(|e| panic!("reading {dir}: {e}"))
         .map(|entry| entry.unwrap().path())
         .filter(|path| {
@@ -31,27 +24,6 @@ fn yaml_files(dir: &str) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
-}
-
-fn output_text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Runs kubectl and returns stdout, failing the test with kubectl's and the server's output.
-fn kubectl_ok(cluster: &Cluster, args: &[&str]) -> String {
-    let out = cluster.kubectl(args);
-    assert!(
-        out.status.success(),
-        "kubectl {} failed:\n{}\n{}",
-        args.join(" "),
-        output_text(&out),
-        cluster.logs_tail()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The Kubernetes manifests under `examples/` (any depth): YAML files with a top-level
@@ -77,7 +49,7 @@ fn example_manifests() -> Vec<PathBuf> {
         }
     }
     let mut found = Vec::new();
-    walk(&repo_file("examples"), &mut found);
+    walk(&repo("examples"), &mut found);
     found.sort();
     found
 }
@@ -85,7 +57,7 @@ fn example_manifests() -> Vec<PathBuf> {
 /// Applies every example manifest into `ns` (examples name no namespace, so users pick one).
 fn apply_examples(cluster: &Cluster, ns: &str) {
     for file in example_manifests() {
-        kubectl_ok(cluster, &["apply", "-n", ns, "-f", file.to_str().unwrap()]);
+        cluster.kubectl_ok(&["apply", "-n", ns, "-f", file.to_str().unwrap()]);
     }
 }
 
@@ -93,16 +65,13 @@ fn apply_examples(cluster: &Cluster, ns: &str) {
 async fn crds_are_established() {
     let cluster = cluster().await;
     for crd in CRDS {
-        let established = kubectl_ok(
-            cluster,
-            &[
-                "get",
-                "crd",
-                crd,
-                "-o",
-                r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#,
-            ],
-        );
+        let established = cluster.kubectl_ok(&[
+            "get",
+            "crd",
+            crd,
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#,
+        ]);
         assert_eq!(established, "True", "{crd} is not Established");
     }
 }
@@ -118,7 +87,7 @@ async fn every_example_is_accepted() {
     apply_examples(cluster, &ns);
     // Both kinds were created for real, not just validated.
     for kind in ["acqpauthorizations", "developercenterapplications"] {
-        let names = kubectl_ok(cluster, &["get", kind, "-n", &ns, "-o", "name"]);
+        let names = cluster.kubectl_ok(&["get", kind, "-n", &ns, "-o", "name"]);
         assert!(!names.trim().is_empty(), "no {kind} created from examples/");
     }
 }
@@ -127,12 +96,12 @@ async fn every_example_is_accepted() {
 async fn explain_shows_field_descriptions() {
     let cluster = cluster().await;
     let crd: serde_json::Value =
-        serde_json::from_str(&kubectl_ok(cluster, &["get", "crd", CRDS[0], "-o", "json"])).unwrap();
+        serde_json::from_str(&cluster.kubectl_ok(&["get", "crd", CRDS[0], "-o", "json"])).unwrap();
     let description = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
         ["properties"]["products"]["description"]
         .as_str()
         .expect("spec.products has a description in the CRD");
-    let explained = kubectl_ok(cluster, &["explain", "acqpauthorization.spec.products"]);
+    let explained = cluster.kubectl_ok(&["explain", "acqpauthorization.spec.products"]);
     // kubectl wraps long lines, so compare word sequences.
     let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
@@ -147,7 +116,7 @@ async fn get_shows_printer_columns_and_category() {
     let ns = namespace("columns").await;
     apply_examples(cluster, &ns);
 
-    let table = kubectl_ok(cluster, &["get", "acqpauth", "-n", &ns]);
+    let table = cluster.kubectl_ok(&["get", "acqpauth", "-n", &ns]);
     let header: Vec<&str> = table
         .lines()
         .next()
@@ -160,7 +129,7 @@ async fn get_shows_printer_columns_and_category() {
         "{table}"
     );
 
-    let all = kubectl_ok(cluster, &["get", "acqp", "-n", &ns, "-o", "name"]);
+    let all = cluster.kubectl_ok(&["get", "acqp", "-n", &ns, "-o", "name"]);
     for kind in [
         "acqpauthorization.acqp-operator.io/",
         "developercenterapplication.acqp-operator.io/",
@@ -196,10 +165,10 @@ async fn server_side_apply_twice_is_a_no_op() {
             "-o",
             "jsonpath={..metadata.resourceVersion}",
         ];
-        kubectl_ok(cluster, &apply);
-        let before = kubectl_ok(cluster, &version);
-        kubectl_ok(cluster, &apply);
-        let after = kubectl_ok(cluster, &version);
+        cluster.kubectl_ok(&apply);
+        let before = cluster.kubectl_ok(&version);
+        cluster.kubectl_ok(&apply);
+        let after = cluster.kubectl_ok(&version);
         assert_eq!(before, after, "re-applying {file} changed resourceVersion");
     }
 }
@@ -241,7 +210,7 @@ async fn admission_rejects_every_invalid_manifest() {
             "-f",
             file.to_str().unwrap(),
         ]);
-        let got = output_text(&out);
+        let got = support::text(&out);
         if out.status.success() {
             failures.push(format!(
                 "{}: accepted, expected rejection with {expected:?}",

@@ -43,7 +43,7 @@ use axum::{
 };
 use futures::StreamExt as _;
 use serde_json::{Value, json};
-use sim_support::{ACME, Caller, DEMO, VIEWER, repo};
+use sim_support::{ACME, Caller, DEMO, VIEWER, key_lines, pem, repo};
 use support::operator::{Operator, OperatorOptions};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
@@ -53,26 +53,12 @@ use tokio::{
 /// A second application in the tests' simulator, with its own key pair.
 const OTHER: &str = "SANDBOX_ACQP_OPERATOR_OTHER";
 
-fn pem(path: &str) -> Vec<u8> {
-    std::fs::read(repo(path)).unwrap()
-}
-
 fn signing_key(path: &str) -> SigningKey {
     SigningKey::from_pem(path, &pem(path)).unwrap()
 }
 
 fn devcenter_key() -> SigningKey {
     signing_key("examples/keys/devcenter-private.pem")
-}
-
-/// The Base64 lines of a PEM file: if any of them shows up in output, key material leaked.
-fn key_lines(path: &str) -> Vec<String> {
-    String::from_utf8(pem(path))
-        .unwrap()
-        .lines()
-        .filter(|line| !line.starts_with("-----") && line.len() >= 40)
-        .map(str::to_owned)
-        .collect()
 }
 
 const PRIVATE_KEYS: [&str; 3] = [
@@ -635,24 +621,22 @@ async fn captured_notification(sim: &RunningSimulator) -> (HeaderMap, Bytes) {
     let url = format!("http://{}/notify", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let caller = Caller::new(sim);
-    let (status, answer) = caller
-        .sim_post(
+    caller
+        .sim_ok(
             &format!("/sim/apps/{DEMO}/notify-url"),
             &json!({"url": url}),
         )
         .await;
-    assert_eq!(status, 200, "{answer}");
     let answer = caller
         .generate("capture-1", ACME, &["CashierPayment"])
         .await;
     assert_eq!(answer.code(), "SUCCESS", "{answer:?}");
-    let (status, answer) = caller
-        .sim_post(
+    caller
+        .sim_ok(
             &format!("/sim/acqp/{ACME}/authorize"),
             &json!({"clientId": DEMO}),
         )
         .await;
-    assert_eq!(status, 200, "{answer}");
     tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .expect("a notification within 10 s")
@@ -791,26 +775,15 @@ impl Env {
     }
 
     fn kubectl(&self, args: &[&str]) -> Output {
-        let mut all = vec!["-n", &self.ns];
-        all.extend_from_slice(args);
-        self.cluster.kubectl(&all)
+        self.cluster.kubectl_in(&self.ns, args)
     }
 
     fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.cluster.kubectl_ok_in(&self.ns, args)
     }
 
     fn apply(&self, manifest: &str) {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), manifest).unwrap();
-        self.kubectl_ok(&["apply", "-f", &file.path().display().to_string()]);
+        self.cluster.apply_in(&self.ns, manifest);
     }
 
     fn get(&self, what: &str) -> Option<Value> {
@@ -1039,14 +1012,12 @@ async fn broken_credentials_lose_nothing() {
     env.kubectl_ok(&["apply", "-f", "examples/acme-cashier.yaml"]);
     env.wait_ready("acqpauth/acme-cashier", "False", "AwaitingAuthorization")
         .await;
-    let (status, answer) = env
-        .api
-        .sim_post(
+    env.api
+        .sim_ok(
             &format!("/sim/acqp/{ACME}/authorize"),
             &json!({"clientId": DEMO}),
         )
         .await;
-    assert_eq!(status, 200, "{answer}");
     env.wait_ready("acqpauth/acme-cashier", "True", "Authorized")
         .await;
     let secret_before = env.get("secret/acme-cashier-agent-token").unwrap();

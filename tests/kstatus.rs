@@ -15,7 +15,7 @@ mod support;
 use std::{
     io::Write,
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Stdio},
     sync::OnceLock,
     time::{Duration, Instant},
 };
@@ -25,6 +25,7 @@ use sim_support::{ACME, Caller, DEMO};
 use support::{
     Cluster,
     operator::{Operator, OperatorOptions},
+    text,
 };
 
 /// How long a step may take before the test fails; generous for a loaded 2-core machine.
@@ -112,14 +113,6 @@ fn kstatus(object: &Value) -> Reading {
         status: line["status"].as_str().unwrap().to_owned(),
         message: line["message"].as_str().unwrap().to_owned(),
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
@@ -237,33 +230,14 @@ impl Env {
     }
 
     fn kubectl_ok(&self, args: &[&str]) -> String {
-        let mut all = vec!["-n", &self.ns];
-        all.extend_from_slice(args);
-        let out = self.cluster.kubectl(&all);
-        assert!(
-            out.status.success(),
-            "kubectl {} failed:\n{}",
-            args.join(" "),
-            text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn apply(&self, manifest: &str) {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), manifest).unwrap();
-        self.kubectl_ok(&["apply", "-f", &file.path().display().to_string()]);
+        self.cluster.kubectl_ok_in(&self.ns, args)
     }
 
     /// The example application pointed at this test's simulator; waits until kstatus reads it
     /// Current.
     async fn apply_application(&self) {
-        let manifest = std::fs::read_to_string(sim_support::repo("examples/application.yaml"))
-            .unwrap()
-            .replace("http://127.0.0.1:8090", &self.api.endpoint)
-            .replace("pollInterval: 30s", "pollInterval: 2s");
-        assert!(manifest.contains(&self.api.endpoint), "endpoint rewritten");
-        self.apply(&manifest);
+        let manifest = support::fixture::example_application(&self.api.endpoint, "2s");
+        self.cluster.apply_in(&self.ns, &manifest);
         self.wait_for("dcapp/demo", "Ready=True, kstatus Current", |o, r| {
             reason(o, "Ready") == Some(("True", "Connected")) && r.status == "Current"
         })
@@ -303,8 +277,7 @@ impl Env {
 
     async fn sim(&self, action: &str) {
         let path = format!("/sim/acqp/{ACME}/{action}");
-        let (status, body) = self.api.sim_post(&path, &json!({"clientId": DEMO})).await;
-        assert_eq!(status, 200, "POST {path}: {body}");
+        self.api.sim_ok(&path, &json!({"clientId": DEMO})).await;
     }
 }
 

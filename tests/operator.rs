@@ -11,21 +11,19 @@ mod sim_support;
 mod support;
 
 use std::{
-    os::unix::process::CommandExt,
     path::PathBuf,
-    process::{Child, Command, Output, Stdio},
+    process::Output,
     time::{Duration, Instant},
 };
 
 use acqp_operator::{devcenter::wire::AgentToken, simulator::RunningSimulator};
 use base64::Engine as _;
-use fantoccini::{ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
-use sim_support::{ACME, BETA, Caller, DEMO, GENERATE, INQUIRY, VIEWER};
+use sim_support::{ACME, BETA, Caller, DEMO, GENERATE, INQUIRY, VIEWER, browser::Browser};
 use support::{
     Cluster,
     operator::{Operator, OperatorOptions},
+    text,
 };
 
 const GAMMA: &str = "1022188000000000003";
@@ -80,21 +78,12 @@ impl Env {
 
     /// `kubectl -n <ns> args...`.
     fn kubectl(&self, args: &[&str]) -> Output {
-        let mut all = vec!["-n", &self.ns];
-        all.extend_from_slice(args);
-        self.cluster.kubectl(&all)
+        self.cluster.kubectl_in(&self.ns, args)
     }
 
     /// `kubectl`, failing the test unless it succeeds; returns stdout.
     fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {} failed:\n{}",
-            args.join(" "),
-            text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.cluster.kubectl_ok_in(&self.ns, args)
     }
 
     /// `kubectl` without blocking the runtime (for `kubectl wait`, which blocks for long).
@@ -112,19 +101,15 @@ impl Env {
 
     /// `kubectl apply -f` of a manifest given as text.
     fn apply(&self, manifest: &str) {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), manifest).unwrap();
-        self.kubectl_ok(&["apply", "-f", &file.path().display().to_string()]);
+        self.cluster.apply_in(&self.ns, manifest);
     }
 
     /// The example application, pointed at this test's simulator and polling every `poll`.
     fn apply_application(&self, poll: &str) {
-        let manifest = std::fs::read_to_string(sim_support::repo("examples/application.yaml"))
-            .unwrap()
-            .replace("http://127.0.0.1:8090", &self.api.endpoint)
-            .replace("pollInterval: 30s", &format!("pollInterval: {poll}"));
-        assert!(manifest.contains(&self.api.endpoint), "endpoint rewritten");
-        self.apply(&manifest);
+        self.apply(&support::fixture::example_application(
+            &self.api.endpoint,
+            poll,
+        ));
     }
 
     fn apply_example(&self, name: &str) {
@@ -272,25 +257,21 @@ impl Env {
 
     /// The ACQP authorizes the demo application's newest URL (as if it clicked Authorize).
     async fn authorize(&self, acquirer: &str) {
-        let (status, body) = self
-            .api
-            .sim_post(
+        self.api
+            .sim_ok(
                 &format!("/sim/acqp/{acquirer}/authorize"),
                 &json!({"clientId": DEMO}),
             )
             .await;
-        assert_eq!(status, 200, "authorize {acquirer}: {body}");
     }
 
     async fn deauthorize(&self, acquirer: &str) {
-        let (status, body) = self
-            .api
-            .sim_post(
+        self.api
+            .sim_ok(
                 &format!("/sim/acqp/{acquirer}/deauthorize"),
                 &json!({"clientId": DEMO}),
             )
             .await;
-        assert_eq!(status, 200, "deauthorize {acquirer}: {body}");
     }
 
     /// How many URLs the simulator issued to the demo application for `acquirer` and `products`
@@ -311,8 +292,7 @@ impl Env {
     }
 
     async fn set_faults(&self, faults: Value) {
-        let (status, body) = self.api.sim_post("/sim/faults", &faults).await;
-        assert_eq!(status, 200, "faults: {body}");
+        self.api.sim_ok("/sim/faults", &faults).await;
     }
 
     /// Waits for `status.authorizationUrl` of acqpauth `name`; returns the object.
@@ -382,14 +362,6 @@ impl Drop for Env {
     }
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -429,114 +401,6 @@ fn reasons(events: &[Value]) -> String {
 
 fn timing(what: &str, elapsed: Duration) {
     eprintln!("TIMING {what}: {} ms", elapsed.as_millis());
-}
-
-/// A Chromium session through chromedriver, killed (process group) when dropped.
-struct Browser {
-    client: fantoccini::Client,
-    driver: Child,
-    _profile: tempfile::TempDir,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
-            .status();
-        let _ = self.driver.wait();
-    }
-}
-
-impl Browser {
-    async fn start() -> Browser {
-        let find = |name: &str| {
-            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-                .map(|dir| dir.join(name))
-                .find(|candidate| candidate.is_file())
-                .unwrap_or_else(|| {
-                    panic!(
-                        "{name} not found in PATH: install Debian's chromium and chromium-driver"
-                    )
-                })
-        };
-        let (chromium, chromedriver) = (find("chromium"), find("chromedriver"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .process_group(0)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let profile = tempfile::tempdir().unwrap();
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": chromium,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            }),
-        );
-        let mut last_error = None;
-        for _ in 0..100 {
-            match ClientBuilder::new(HttpConnector::new())
-                .capabilities(capabilities.clone())
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await
-            {
-                Ok(client) => {
-                    return Browser {
-                        client,
-                        driver,
-                        _profile: profile,
-                    };
-                }
-                Err(error) => last_error = Some(error),
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("no WebDriver session from chromedriver: {last_error:?}");
-    }
-
-    async fn wait_title(&self, prefix: &str) {
-        let mut title = String::new();
-        for _ in 0..200 {
-            title = self.client.title().await.unwrap();
-            if title.starts_with(prefix) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("page title is {title:?}, expected it to start with {prefix:?}");
-    }
-
-    async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-    }
-
-    /// Opens an authorization URL as the ACQP would, accepts the terms and authorizes.
-    async fn authorize(&self, url: &str) {
-        self.client.goto(url).await.unwrap();
-        self.wait_title("Review authorization request").await;
-        self.click("label[for=accept-terms]").await;
-        self.click("button[value=authorize]").await;
-        self.wait_title("Authorized").await;
-    }
 }
 
 /// The whole life cycle of `examples/acme-cashier.yaml`: URL, consent in Chromium, Ready, the
@@ -1091,14 +955,12 @@ async fn crash_between_url_and_status_issues_no_second_url() {
     assert!(object["status"]["authorizationUrl"].is_string());
 
     // Converges: the grant (seen at the next poll, 10 min away, so through a notification).
-    let (status, body) = env
-        .api
-        .sim_post(
+    env.api
+        .sim_ok(
             &format!("/sim/apps/{DEMO}/notify-url"),
             &json!({"url": env.operator.notify_url()}),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
     env.authorize(ACME).await;
     let token = env.sim_token(ACME).await;
     env.wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
@@ -1114,14 +976,12 @@ async fn crash_between_url_and_status_issues_no_second_url() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notification_delivers_a_grant_long_before_the_next_poll() {
     let env = Env::new("notify").await;
-    let (status, body) = env
-        .api
-        .sim_post(
+    env.api
+        .sim_ok(
             &format!("/sim/apps/{DEMO}/notify-url"),
             &json!({"url": env.operator.notify_url()}),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
     // Application and authorization applied together, as a user would.
     let applied = Instant::now();
     env.apply_application("10m");

@@ -18,17 +18,14 @@ use acqp_operator::reconcile::{
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
+use support::{repo, text};
 
 const NOW: &str = "2026-11-27T09:00:00Z";
 
 fn now() -> Timestamp {
     NOW.parse().unwrap()
-}
-
-fn repo(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
 /// An AcqpAuthorization in namespace `payments`, created an hour before [`NOW`].
@@ -280,20 +277,7 @@ fn a_foreign_secret_stalls() {
 // ---- the binary against real systems -------------------------------------------------------
 
 fn plan_cmd(args: &[&str], kubeconfig: Option<&Path>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_acqp-operator"));
-    command.arg("plan").args(args).current_dir(repo(""));
-    if let Some(kubeconfig) = kubeconfig {
-        command.env("KUBECONFIG", kubeconfig);
-    }
-    command.output().expect("the binary runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    support::acqp_operator("plan", args, kubeconfig)
 }
 
 /// The example manifests (the simulator's seed is not one).
@@ -501,17 +485,8 @@ fn entry<'p>(plan: &'p Value, name: &str) -> &'p Value {
         .unwrap_or_else(|| panic!("{name} not in the plan: {plan}"))
 }
 
-fn kubectl_ok(cluster: &support::Cluster, args: &[&str]) -> String {
-    let out = cluster.kubectl(args);
-    assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn status_of(cluster: &support::Cluster, ns: &str, name: &str) -> Value {
-    let json = kubectl_ok(
-        cluster,
-        &["get", "acqpauthorization", name, "-n", ns, "-o", "json"],
-    );
+    let json = cluster.kubectl_ok(&["get", "acqpauthorization", name, "-n", ns, "-o", "json"]);
     serde_json::from_str::<Value>(&json).unwrap()["status"].clone()
 }
 
@@ -533,10 +508,7 @@ async fn the_operator_does_what_plan_announced() {
     for file in ["acme-cashier.yaml", "gamma-several-products.yaml"] {
         std::fs::copy(repo("examples").join(file), dir.path().join(file)).unwrap();
     }
-    kubectl_ok(
-        cluster,
-        &["apply", "-n", &ns, "-f", dir.path().to_str().unwrap()],
-    );
+    cluster.kubectl_ok(&["apply", "-n", &ns, "-f", dir.path().to_str().unwrap()]);
 
     let (code, before) = plan_json(cluster, dir.path(), &ns);
     assert_eq!(code, Some(2), "{before}");
@@ -548,18 +520,15 @@ async fn the_operator_does_what_plan_announced() {
         },
     )
     .await;
-    kubectl_ok(
-        cluster,
-        &[
-            "wait",
-            "acqpauthorization",
-            "--all",
-            "-n",
-            &ns,
-            "--timeout=60s",
-            "--for=jsonpath={.status.phase}=AwaitingAuthorization",
-        ],
-    );
+    cluster.kubectl_ok(&[
+        "wait",
+        "acqpauthorization",
+        "--all",
+        "-n",
+        &ns,
+        "--timeout=60s",
+        "--for=jsonpath={.status.phase}=AwaitingAuthorization",
+    ]);
     for name in ["acme-cashier", "gamma"] {
         let planned = entry(&before, name);
         assert_eq!(planned["change"], "issueUrl", "{planned}");
@@ -575,24 +544,20 @@ async fn the_operator_does_what_plan_announced() {
     assert_eq!(code, Some(0), "{waiting}");
     assert_eq!(entry(&waiting, "acme-cashier")["change"], "wait");
 
-    let (status, body) = caller
-        .sim_post(
+    caller
+        .sim_ok(
             &format!("/sim/acqp/{}/authorize", sim_support::ACME),
             &json!({"clientId": sim_support::DEMO}),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
-    kubectl_ok(
-        cluster,
-        &[
-            "wait",
-            "acqpauthorization/acme-cashier",
-            "-n",
-            &ns,
-            "--timeout=60s",
-            "--for=condition=Ready",
-        ],
-    );
+    cluster.kubectl_ok(&[
+        "wait",
+        "acqpauthorization/acme-cashier",
+        "-n",
+        &ns,
+        "--timeout=60s",
+        "--for=condition=Ready",
+    ]);
     let (code, ready) = plan_json(cluster, dir.path(), &ns);
     assert_eq!(code, Some(0), "{ready}");
     assert_eq!(entry(&ready, "acme-cashier")["change"], "noChange");
@@ -612,18 +577,15 @@ async fn the_operator_does_what_plan_announced() {
         planned["urlProducts"],
         json!(["CashierPayment", "AutoDebit"])
     );
-    kubectl_ok(cluster, &["apply", "-n", &ns, "-f", acme.to_str().unwrap()]);
-    kubectl_ok(
-        cluster,
-        &[
-            "wait",
-            "acqpauthorization/acme-cashier",
-            "-n",
-            &ns,
-            "--timeout=60s",
-            "--for=jsonpath={.status.requestedProducts[1]}=AutoDebit",
-        ],
-    );
+    cluster.kubectl_ok(&["apply", "-n", &ns, "-f", acme.to_str().unwrap()]);
+    cluster.kubectl_ok(&[
+        "wait",
+        "acqpauthorization/acme-cashier",
+        "-n",
+        &ns,
+        "--timeout=60s",
+        "--for=jsonpath={.status.requestedProducts[1]}=AutoDebit",
+    ]);
     let status = status_of(cluster, &ns, "acme-cashier");
     assert_eq!(
         status["requestedProducts"], planned["urlProducts"],

@@ -26,7 +26,7 @@ use acqp_operator::{
 };
 use axum::{Router, body::Bytes, http::HeaderMap, response::IntoResponse};
 use serde_json::json;
-use sim_support::{ACME, BETA, Caller, DEMO, repo};
+use sim_support::{ACME, BETA, Caller, DEMO, key_lines, pem};
 use tokio::net::TcpListener;
 use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
 
@@ -57,20 +57,6 @@ impl<'a> MakeWriter<'a> for Captured {
     fn make_writer(&'a self) -> Self::Writer {
         self.clone()
     }
-}
-
-fn pem(path: &str) -> Vec<u8> {
-    std::fs::read(repo(path)).unwrap()
-}
-
-/// The Base64 lines of a PEM file, each long enough to be unmistakable.
-fn key_lines(path: &str) -> Vec<String> {
-    String::from_utf8(pem(path))
-        .unwrap()
-        .lines()
-        .filter(|line| !line.starts_with("-----") && line.len() >= 40)
-        .map(str::to_owned)
-        .collect()
 }
 
 fn client(endpoint: &str, private_key: &str) -> DevCenterClient {
@@ -118,13 +104,11 @@ async fn no_token_or_private_key_reaches_logs_errors_or_debug_output() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let notify_url = format!("http://{}/notify", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let (status, body) = api
-        .sim_post(
-            &format!("/sim/apps/{DEMO}/notify-url"),
-            &json!({"url": notify_url}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    api.sim_ok(
+        &format!("/sim/apps/{DEMO}/notify-url"),
+        &json!({"url": notify_url}),
+    )
+    .await;
 
     // Grants for two ACQPs, then a rotation (scope grows) and a revocation.
     let mut tokens: Vec<AgentToken> = Vec::new();
@@ -138,13 +122,11 @@ async fn no_token_or_private_key_reaches_logs_errors_or_debug_output() {
             };
             let url = demo.generate_url(&request).await.unwrap();
             tracing::info!(?url, "URL issued");
-            let (status, body) = api
-                .sim_post(
-                    &format!("/sim/acqp/{acquirer}/authorize"),
-                    &json!({"clientId": DEMO}),
-                )
-                .await;
-            assert_eq!(status, 200, "{body}");
+            api.sim_ok(
+                &format!("/sim/acqp/{acquirer}/authorize"),
+                &json!({"clientId": DEMO}),
+            )
+            .await;
         }
     };
     grant("hygiene-1", ACME, vec![Product::CashierPayment]).await;
@@ -162,13 +144,11 @@ async fn no_token_or_private_key_reaches_logs_errors_or_debug_output() {
         vec![Product::CashierPayment, Product::AutoDebit],
     )
     .await;
-    let (status, body) = api
-        .sim_post(
-            &format!("/sim/acqp/{BETA}/deauthorize"),
-            &json!({"clientId": DEMO}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    api.sim_ok(
+        &format!("/sim/acqp/{BETA}/deauthorize"),
+        &json!({"clientId": DEMO}),
+    )
+    .await;
     let listed = demo
         .list_all_authorizations(
             &AuthorizationFilter::default(),
@@ -215,10 +195,7 @@ async fn no_token_or_private_key_reaches_logs_errors_or_debug_output() {
     corrupted[100] = b'!';
     let corrupted = SigningKey::from_pem("corrupted", &corrupted).unwrap_err();
     let private_as_public = VerifyingKey::from_pem("swapped", &private).unwrap_err();
-    let (status, body) = api
-        .sim_post("/sim/faults", &json!({"uErrorRate": 1.0}))
-        .await;
-    assert_eq!(status, 200, "{body}");
+    api.sim_ok("/sim/faults", &json!({"uErrorRate": 1.0})).await;
     let unavailable = demo.inquire_application().await.unwrap_err();
     for error in [&rejected, &unverified, &unavailable] {
         tracing::warn!(%error, ?error, "call failed");

@@ -252,13 +252,11 @@ async fn consent_flow_over_plain_http_grants_rotates_and_revokes() {
         superseded.contains("<title>Superseded by a newer URL"),
         "{superseded}"
     );
-    let (status, _) = api
-        .sim_post(
-            &format!("/sim/acqp/{ACME}/authorize"),
-            &json!({"clientId": DEMO}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    api.sim_ok(
+        &format!("/sim/acqp/{ACME}/authorize"),
+        &json!({"clientId": DEMO}),
+    )
+    .await;
     let newer_path = consent_path(newer.body["authorizationUrl"].as_str().unwrap()).to_owned();
     assert!(
         page(&newer_path)
@@ -427,13 +425,11 @@ async fn notifications_are_signed_retried_until_acknowledged() {
 
     let sim = start(config()).await;
     let api = Caller::new(&sim);
-    let (status, _) = api
-        .sim_post(
-            &format!("/sim/apps/{DEMO}/notify-url"),
-            &json!({"url": hook}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    api.sim_ok(
+        &format!("/sim/apps/{DEMO}/notify-url"),
+        &json!({"url": hook}),
+    )
+    .await;
     api.generate("n1", BETA, &["CashierPayment"]).await;
     api.sim_post(
         &format!("/sim/acqp/{BETA}/authorize"),
@@ -553,8 +549,7 @@ async fn faults_are_reproducible_from_a_seed_and_spare_sim_endpoints() {
     let faults = json!({"uErrorRate": 0.2, "http5xxRate": 0.2, "throttleRate": 0.1, "dropRate": 0.2, "latencyMs": 1, "seed": 42});
     let mut runs = Vec::new();
     for _ in 0..2 {
-        let (status, _) = api.sim_post("/sim/faults", &faults).await;
-        assert_eq!(status, 200);
+        api.sim_ok("/sim/faults", &faults).await;
         let mut run = Vec::new();
         for i in 0..40 {
             run.push(outcome(&api, i).await);

@@ -10,29 +10,14 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn repo(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
+use support::{repo, text};
 
 fn validate(args: &[&str]) -> Output {
     validate_with(args, None)
 }
 
 fn validate_with(args: &[&str], kubeconfig: Option<&Path>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_acqp-operator"));
-    command.arg("validate").args(args).current_dir(repo(""));
-    if let Some(kubeconfig) = kubeconfig {
-        command.env("KUBECONFIG", kubeconfig);
-    }
-    command.output().expect("the binary runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    support::acqp_operator("validate", args, kubeconfig)
 }
 
 #[test]

@@ -4,6 +4,8 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::{path::PathBuf, time::Duration};
 
 use acqp_operator::{
@@ -22,6 +24,22 @@ pub const APPLICATION: &str = "/devcenter/api/v1/application/inquiry";
 
 pub fn repo(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// A PEM file of the repository, as bytes.
+pub fn pem(path: &str) -> Vec<u8> {
+    std::fs::read(repo(path)).unwrap()
+}
+
+/// The Base64 lines of a PEM file, each long enough to be unmistakable: if any of them shows
+/// up in output, key material leaked.
+pub fn key_lines(path: &str) -> Vec<String> {
+    String::from_utf8(pem(path))
+        .unwrap()
+        .lines()
+        .filter(|line| !line.starts_with("-----") && line.len() >= 40)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The example seed, with notification retries fast enough for tests.
@@ -168,6 +186,14 @@ impl Caller {
     }
 
     /// `POST /sim/...` with a JSON body; returns status and JSON answer.
+    /// [`Caller::sim_post`], failing the test unless the simulator answers 200; returns the
+    /// answer.
+    pub async fn sim_ok(&self, path: &str, body: &Value) -> Value {
+        let (status, answer) = self.sim_post(path, body).await;
+        assert_eq!(status, 200, "POST {path}: {answer}");
+        answer
+    }
+
     pub async fn sim_post(&self, path: &str, body: &Value) -> (u16, Value) {
         let response = self
             .http

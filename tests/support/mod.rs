@@ -12,6 +12,7 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod fixture;
 pub mod operator;
 
 use std::{
@@ -108,6 +109,45 @@ impl Cluster {
             .expect("kubectl is installed")
     }
 
+    /// `kubectl -n <ns> args...`.
+    pub fn kubectl_in(&self, ns: &str, args: &[&str]) -> Output {
+        let mut all = vec!["-n", ns];
+        all.extend_from_slice(args);
+        self.kubectl(&all)
+    }
+
+    /// `kubectl -n <ns> args...`, failing the test unless it succeeds; returns stdout.
+    pub fn kubectl_ok_in(&self, ns: &str, args: &[&str]) -> String {
+        let out = self.kubectl_in(ns, args);
+        assert!(
+            out.status.success(),
+            "kubectl {} failed:\n{}",
+            args.join(" "),
+            text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl -n <ns> apply -f` of a manifest given as text.
+    pub fn apply_in(&self, ns: &str, manifest: &str) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), manifest).unwrap();
+        self.kubectl_ok_in(ns, &["apply", "-f", &file.path().display().to_string()]);
+    }
+
+    /// Runs kubectl and returns stdout, failing the test with kubectl's and the server's output.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {} failed:\n{}\n{}",
+            args.join(" "),
+            text(&out),
+            self.logs_tail()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The last lines of the kube-apiserver and etcd logs, to print when a test fails.
     pub fn logs_tail(&self) -> String {
         ["kube-apiserver.log", "etcd.log"]
@@ -133,7 +173,24 @@ fn script() -> PathBuf {
     repo_root().join("hack/control-plane")
 }
 
-fn text(output: &Output) -> String {
+/// A file or directory of the repository, from its path relative to the root.
+pub fn repo(path: &str) -> PathBuf {
+    repo_root().join(path)
+}
+
+/// Runs `acqp-operator <subcommand> args...` from the repository root, with `KUBECONFIG` set
+/// when `kubeconfig` is given.
+pub fn acqp_operator(subcommand: &str, args: &[&str], kubeconfig: Option<&Path>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_acqp-operator"));
+    command.arg(subcommand).args(args).current_dir(repo_root());
+    if let Some(kubeconfig) = kubeconfig {
+        command.env("KUBECONFIG", kubeconfig);
+    }
+    command.output().expect("the binary runs")
+}
+
+/// A command's stdout followed by its stderr, for assertion messages.
+pub fn text(output: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
