@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test demo crds fmt lint control-plane image image-test help
+.PHONY: test demo bench crds fmt lint control-plane image image-test help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -13,6 +13,10 @@ test: control-plane lint ## Everything: formatting, clippy, unit, integration an
 
 demo: control-plane ## Control plane + simulator + operator, walked through invite → grant → rotation → revocation
 	hack/demo
+
+bench: control-plane ## Micro-benchmarks, then the scale run on a real control plane; writes BENCHMARKS.md
+	$(CARGO) bench --bench decide --bench signing
+	$(CARGO) bench --bench scale
 
 crds: ## Regenerate crds/ from the Rust types
 	$(CARGO) run --quiet -- crd --out-dir crds

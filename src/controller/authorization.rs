@@ -520,12 +520,14 @@ fn secret_view(object: &AcqpAuthorization, secret: Option<Secret>) -> SecretView
 
 fn rivals(object: &AcqpAuthorization, ctx: &Context) -> Vec<Claim> {
     ctx.authorizations
+        // Runs over every cached resource on every reconcile: the cheap, selective comparison
+        // first, and no allocation (ResourceExt::namespace() clones).
         .state_filter(|other| {
-            other.namespace() == object.namespace()
+            other.spec.acqp.id == object.spec.acqp.id
+                && other.metadata.namespace == object.metadata.namespace
+                && other.spec.application_ref == object.spec.application_ref
                 && other.metadata.uid != object.metadata.uid
                 && other.metadata.deletion_timestamp.is_none()
-                && other.spec.application_ref == object.spec.application_ref
-                && other.spec.acqp.id == object.spec.acqp.id
         })
         .into_iter()
         .map(|other| Claim {
