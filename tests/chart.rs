@@ -755,6 +755,7 @@ async fn the_operator_runs_its_life_cycle_as_the_chart_service_account() {
                 format!("--lease-namespace={namespace}"),
             ],
             rust_log: None,
+            env: vec![],
         },
     )
     .await;

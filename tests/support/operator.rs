@@ -25,6 +25,8 @@ pub struct OperatorOptions {
     pub extra_args: Vec<String>,
     /// `RUST_LOG` [default: info].
     pub rust_log: Option<String>,
+    /// More environment variables (e.g. `POD_NAME`, the leader election identity).
+    pub env: Vec<(String, String)>,
 }
 
 /// A running `acqp-operator run`.
@@ -65,6 +67,7 @@ impl Operator {
             .env("RUST_LOG", options.rust_log.as_deref().unwrap_or("info"))
             .env_remove("POD_NAMESPACE")
             .env_remove("POD_NAME")
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("clone the log file handle"))
             .stderr(file);
