@@ -185,6 +185,10 @@ async fn lead(
             .with_namespace(&namespace)
             .with_identity(&identity)
             .with_field_manager(format!("{MANAGER}-{identity}"))
+            // controller-runtime's 15 s: a standby re-reads the Lease only when the holder's
+            // term runs out, even after a clean release, so the duration bounds every takeover.
+            .with_duration(15)
+            .with_grace(5)
             .build()
             .await
             .with_context(|| format!("cannot use Lease {namespace}/{}", args.lease_name))?;
@@ -239,7 +243,8 @@ async fn lead(
         controllers.abort();
     }
     if let Some((is_leader, task)) = lease {
-        // Closing the channel makes the election task release the lease for a quick takeover.
+        // Closing the channel makes the election task release the lease; the standby takes it
+        // when it next looks, at most one lease duration later.
         drop(is_leader);
         match tokio::time::timeout(STOP_GRACE, task).await {
             Ok(Ok(Ok(_))) => tracing::info!("leader lease released"),
