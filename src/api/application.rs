@@ -52,7 +52,7 @@ pub struct DeveloperCenterApplicationSpec {
     /// revocations (a Go-style duration, at least 1s). Notifications make changes visible sooner.
     #[serde(default = "default_poll_interval")]
     #[schemars(length(min = 2, max = 32))]
-    #[x_kube(validation = Rule::new(format!("self.matches('{}') && duration(self) >= duration('1s')", duration::PATTERN.replace('\\', "\\\\"))).message("pollInterval must be a duration of at least 1s, like 30s, 5m or 1h"))]
+    #[x_kube(validation = duration::poll_interval_rule())]
     pub poll_interval: String,
 }
 

@@ -60,7 +60,7 @@ pub struct AcqpAuthorizationSpec {
     /// least 1s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2, max = 32))]
-    #[x_kube(validation = Rule::new(format!("self.matches('{}') && duration(self) >= duration('1s')", duration::PATTERN.replace('\\', "\\\\"))).message("pollInterval must be a duration of at least 1s, like 30s, 5m or 1h"))]
+    #[x_kube(validation = duration::poll_interval_rule())]
     pub poll_interval: Option<String>,
 }
 

@@ -6,6 +6,16 @@ use std::time::Duration;
 /// regex and [`parse`] accept, so admission and the operator never disagree.
 pub const PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$";
 
+/// The admission rule of every `pollInterval`: [`PATTERN`], and at least one second.
+pub fn poll_interval_rule() -> kube::core::Rule {
+    // The pattern sits inside a CEL string literal, where a backslash must be doubled.
+    let pattern = PATTERN.replace('\\', "\\\\");
+    kube::core::Rule::new(format!(
+        "self.matches('{pattern}') && duration(self) >= duration('1s')"
+    ))
+    .message("pollInterval must be a duration of at least 1s, like 30s, 5m or 1h")
+}
+
 /// Parses a duration string admitted by [`PATTERN`].
 pub fn parse(text: &str) -> Result<Duration, String> {
     let signed: jiff::SignedDuration = text
