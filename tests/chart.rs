@@ -279,7 +279,7 @@ async fn non_default_values_render_manifests_the_api_server_accepts() {
         "--set",
         "image.repository=registry.example.com/acqp-operator,image.tag=1.2.3",
         "--set",
-        "logFormat=text,concurrency=8,leaderElection.leaseName=acqp-leader",
+        "logFormat=text,concurrency=8,devCenter.qps=5,devCenter.burst=20,leaderElection.leaseName=acqp-leader",
     ];
     let rendered = template(cluster, "custom", &namespace, &values);
     let objects = dry_run(cluster, "custom", &rendered);
@@ -311,6 +311,8 @@ async fn non_default_values_render_manifests_the_api_server_accepts() {
         "--lease-name=acqp-leader".into(),
         "--log-format=text".into(),
         "--concurrency=8".into(),
+        "--devcenter-qps=5".into(),
+        "--devcenter-burst=20".into(),
     ] {
         assert!(args.contains(&expected), "{expected} in {args:?}");
     }

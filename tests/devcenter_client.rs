@@ -63,7 +63,7 @@ fn config(endpoint: &str, client_id: &str, tsp_private_key: &str) -> ClientConfi
     config.max_retries = 3;
     config.retry_base_delay = Duration::from_millis(5);
     config.retry_max_delay = Duration::from_millis(20);
-    config.requests_per_second = NonZeroU32::new(1000).unwrap();
+    config.rate_limit.requests_per_second = NonZeroU32::new(1000).unwrap();
     config
 }
 

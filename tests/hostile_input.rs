@@ -84,7 +84,7 @@ fn client(endpoint: &str, client_id: &str) -> DevCenterClient {
     config.max_retries = 1;
     config.retry_base_delay = Duration::from_millis(10);
     config.retry_max_delay = Duration::from_millis(20);
-    config.requests_per_second = std::num::NonZeroU32::new(1000).unwrap();
+    config.rate_limit.requests_per_second = std::num::NonZeroU32::new(1000).unwrap();
     DevCenterClient::new(config).unwrap()
 }
 

@@ -68,7 +68,7 @@ fn client(endpoint: &str, private_key: &str) -> DevCenterClient {
     );
     config.max_retries = 1;
     config.retry_base_delay = Duration::from_millis(5);
-    config.requests_per_second = NonZeroU32::new(1000).unwrap();
+    config.rate_limit.requests_per_second = NonZeroU32::new(1000).unwrap();
     DevCenterClient::new(config).unwrap()
 }
 

@@ -299,7 +299,9 @@ async fn load_client(
             let message = format!("spec.endpoint {:?} is not a URL: {e}", app.spec.endpoint);
             (NotReadyReason::DevCenterUnavailable, message)
         })?;
-        let config = ClientConfig::new(endpoint, &app.spec.client_id, signing_key, devcenter_key);
+        let mut config =
+            ClientConfig::new(endpoint, &app.spec.client_id, signing_key, devcenter_key);
+        config.rate_limit = ctx.rate_limit;
         DevCenterClient::new(config)
             .map_err(|e| (NotReadyReason::DevCenterUnavailable, e.to_string()))
     };

@@ -1,7 +1,11 @@
 //! The AcqpAuthorization controller: a thin shell that gathers what [`reconcile::decide`] needs,
 //! carries out its actions (Developer Center calls, the Secret, Events) and writes the status.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use futures::{StreamExt as _, stream::BoxStream};
 use k8s_openapi::{
@@ -13,11 +17,12 @@ use kube::{
     Api, Resource, ResourceExt as _,
     api::{DeleteParams, Patch, PatchParams},
     runtime::{
-        Controller,
+        Controller, Predicate as _, PredicateConfig, WatchStreamExt as _,
         controller::{self, Action as Requeue},
         events::{Event as KubeEvent, EventType},
         finalizer::{self, Event as Finalized},
-        reflector::ObjectRef,
+        predicates,
+        reflector::{self, ObjectRef},
         watcher,
     },
 };
@@ -44,6 +49,41 @@ use crate::{
         secret::{DesiredSecret, MANAGED_BY_LABEL, SecretView},
     },
 };
+
+/// The resourceVersion of each AcqpAuthorization as our last status write (or read from the
+/// API server) left it, by UID: a cached version that differs may predate that write.
+#[derive(Default)]
+pub struct StatusWrites(std::sync::Mutex<HashMap<String, String>>);
+
+impl StatusWrites {
+    /// Whether the cache's `object` is at least as new as what the operator last wrote or read.
+    fn is_current(&self, object: &AcqpAuthorization) -> bool {
+        let known = self.known();
+        known
+            .get(object.uid().as_deref().unwrap_or_default())
+            .is_none_or(|version| Some(version) == object.metadata.resource_version.as_ref())
+    }
+
+    /// Records the version the API server just returned.
+    fn saw(&self, object: &AcqpAuthorization) {
+        if let (Some(uid), Some(version)) = (object.uid(), object.resource_version()) {
+            self.known().insert(uid, version);
+        }
+    }
+
+    /// Drops a resource that is going away.
+    fn forget(&self, object: &AcqpAuthorization) {
+        if let Some(uid) = object.uid() {
+            self.known().remove(&uid);
+        }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 /// Keeps the token Secret until the operator has deleted or released it.
 const FINALIZER: &str = "acqp-operator.io/token-secret";
@@ -83,14 +123,46 @@ impl Error {
     }
 }
 
+/// Where the controller's watches write what they see: the stores in [`super::Caches`].
+pub struct CacheWriters {
+    /// Fills `Caches::authorizations`.
+    pub authorizations: reflector::store::Writer<AcqpAuthorization>,
+    /// Fills `Caches::token_secrets`.
+    pub token_secrets: reflector::store::Writer<Secret>,
+}
+
 /// Runs the controller until the context stops. `wake` comes from the poller: it names the
 /// resources whose remote record or application changed.
-pub async fn run(ctx: Arc<Context>, wake: BoxStream<'static, ObjectRef<AcqpAuthorization>>) {
+///
+/// One watch per kind feeds both the caches every part of the operator reads and the
+/// controller's triggers, and the caches hold no `managedFields` (the operator never reads
+/// them, and they are a third of an object's size).
+pub async fn run(
+    ctx: Arc<Context>,
+    wake: BoxStream<'static, ObjectRef<AcqpAuthorization>>,
+    writers: CacheWriters,
+) {
+    let authorizations = watcher(ctx.api::<AcqpAuthorization>(), watcher::Config::default())
+        .default_backoff()
+        .modify(|a| a.managed_fields_mut().clear())
+        .reflect(writers.authorizations)
+        .touched_objects()
+        // Our own status writes change neither; a spec edit, the deletion request and the
+        // finalizer we add (after which the finalizer helper waits for the next event) do.
+        .predicate_filter(
+            predicates::generation.combine(predicates::finalizers),
+            PredicateConfig::default(),
+        );
     // Only Secrets the operator labelled are cached: never every Secret of the cluster.
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"));
-    Controller::new(ctx.api::<AcqpAuthorization>(), watcher::Config::default())
+    let token_secrets = watcher(ctx.api::<Secret>(), managed)
+        .default_backoff()
+        .modify(|s| s.managed_fields_mut().clear())
+        .reflect(writers.token_secrets)
+        .touched_objects();
+    Controller::for_stream(authorizations, ctx.authorizations.clone())
         .with_config(controller::Config::default().concurrency(ctx.concurrency))
-        .owns(ctx.api::<Secret>(), managed)
+        .owns_stream(token_secrets)
         .reconcile_on(wake)
         .graceful_shutdown_on(ctx.stopped())
         .run(reconcile, error_policy, ctx)
@@ -125,37 +197,28 @@ fn error_policy(object: Arc<AcqpAuthorization>, error: &Error, ctx: Arc<Context>
 }
 
 /// Brings one resource closer to what its spec asks for.
+///
+/// Deciding reads only caches. The caches can lag behind the API server, though: a Secret
+/// event may trigger the next reconcile before our own status write is in the cache, and a
+/// Secret outside the operator's label selection (one it does not own) is never in it. Acting on
+/// such a view would repeat the last transition's side effects (a second UrlIssued Event and
+/// webhook, a second Authorized Event) or overwrite a foreign Secret. So a decision with actions
+/// is made again on fresh reads before anything is done: the resource when its cached version
+/// is not the one our last status write returned, and the Secret when the decision writes it.
+/// Steady-state reconciles have no actions and send nothing to the API server.
 async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Error> {
-    apply_version(object, ctx, true).await
-}
-
-/// [`apply`] on `object`. The controller's cache can lag behind our own status write (a Secret
-/// event may trigger the next reconcile first); deciding on that stale status would repeat the
-/// last transition's side effects (a second UrlIssued Event and webhook, a second Authorized
-/// Event). So before acting, a decision that has actions is checked against the latest version
-/// from the API server (`recheck`); steady-state reconciles have no actions and cost no read.
-async fn apply_version(
-    object: &AcqpAuthorization,
-    ctx: &Context,
-    recheck: bool,
-) -> Result<Requeue, Error> {
     let namespace = object.namespace().unwrap_or_default();
-    let app = ctx
-        .applications
-        .get(&namespace, &object.spec.application_ref.name);
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let mut resource = object.clone();
-    let input = Input {
-        resource: object,
-        application: application_view(object, app.as_deref(), ctx).await?,
-        remote: remote_view(object, app.as_deref()),
-        secret: secret_view(object, secrets.get_opt(&object.token_secret_name()).await?),
-        rivals: rivals(object, ctx),
-        poll_interval: poll_interval(object, app.as_deref()),
-        now: jiff::Timestamp::now(),
-    };
-    let mut decision = reconcile::decide(&input);
-    if recheck && !decision.actions.is_empty() {
+    let secret_ref = ObjectRef::new(&object.token_secret_name()).within(&namespace);
+    let cached_secret = ctx.token_secrets.get(&secret_ref);
+    let cached = decide_on(object, cached_secret.as_deref(), ctx).await?;
+    if cached.actions.is_empty() {
+        write_status(object, &cached.status, ctx).await?;
+        return Ok(Requeue::requeue(cached.requeue_after));
+    }
+    let latest = if ctx.status_writes.is_current(object) {
+        object.clone()
+    } else {
         let api: Api<AcqpAuthorization> = Api::namespaced(ctx.client.clone(), &namespace);
         match api.get_opt(&object.name_any()).await? {
             // Gone or being deleted: the finalizer's cleanup runs on the next event.
@@ -163,17 +226,71 @@ async fn apply_version(
             Some(latest) if latest.metadata.deletion_timestamp.is_some() => {
                 return Ok(Requeue::await_change());
             }
-            Some(latest) if latest.resource_version() != object.resource_version() => {
-                tracing::debug!(
-                    name = %object.name_any(),
-                    %namespace,
-                    "the cache is behind the API server; deciding on the latest version"
-                );
-                return Box::pin(apply_version(&latest, ctx, false)).await;
+            Some(latest) => {
+                ctx.status_writes.saw(&latest);
+                latest
             }
-            Some(_) => {}
         }
-    }
+    };
+    let writes_secret = cached
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::WriteSecret(_)));
+    let secret = match writes_secret {
+        true => secrets.get_opt(&latest.token_secret_name()).await?,
+        false => cached_secret.as_deref().cloned(),
+    };
+    act(&latest, secret.as_ref(), &secrets, ctx).await
+}
+
+/// The decision for `object` with `secret` as the token Secret.
+async fn decide_on(
+    object: &AcqpAuthorization,
+    secret: Option<&Secret>,
+    ctx: &Context,
+) -> Result<Decision, Error> {
+    let app = application_of(object, ctx);
+    let input = gather(object, app.as_deref(), secret, ctx).await?;
+    Ok(reconcile::decide(&input))
+}
+
+fn application_of(object: &AcqpAuthorization, ctx: &Context) -> Option<Arc<Application>> {
+    ctx.applications.get(
+        &object.namespace().unwrap_or_default(),
+        &object.spec.application_ref.name,
+    )
+}
+
+/// What [`reconcile::decide`] needs to know about `object`.
+async fn gather<'a>(
+    object: &'a AcqpAuthorization,
+    app: Option<&Application>,
+    secret: Option<&Secret>,
+    ctx: &Context,
+) -> Result<Input<'a>, Error> {
+    Ok(Input {
+        resource: object,
+        application: application_view(object, app, ctx).await?,
+        remote: remote_view(object, app),
+        secret: secret_view(object, secret),
+        rivals: rivals(object, ctx),
+        poll_interval: poll_interval(object, app),
+        now: jiff::Timestamp::now(),
+    })
+}
+
+/// Decides on fresh reads and carries the decision out: the Developer Center call, the
+/// Secret, the Events, the status.
+async fn act(
+    object: &AcqpAuthorization,
+    secret: Option<&Secret>,
+    secrets: &Api<Secret>,
+    ctx: &Context,
+) -> Result<Requeue, Error> {
+    let app = application_of(object, ctx);
+    let input = gather(object, app.as_deref(), secret, ctx).await?;
+    let mut decision = reconcile::decide(&input);
+    let mut resource = object.clone();
     if let Some(Action::IssueUrl {
         request_id,
         products,
@@ -230,7 +347,7 @@ async fn apply_version(
             }
         }
     }
-    perform(object, &decision, app.as_deref(), &secrets, ctx).await?;
+    perform(object, &decision, app.as_deref(), secrets, ctx).await?;
     write_status(object, &decision.status, ctx).await?;
     Ok(Requeue::requeue(decision.requeue_after))
 }
@@ -414,14 +531,17 @@ async fn write_status(
         "status": status,
     });
     let params = PatchParams::apply(MANAGER).force();
-    api.patch_status(&object.name_any(), &params, &Patch::Apply(&patch))
+    let written = api
+        .patch_status(&object.name_any(), &params, &Patch::Apply(&patch))
         .await?;
+    ctx.status_writes.saw(&written);
     Ok(())
 }
 
 /// On deletion: delete the Secret (Delete) or release it by dropping our owner reference
 /// (Retain). Only Kubernetes is touched, so deletion never waits for the Developer Center.
 async fn cleanup(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Error> {
+    ctx.status_writes.forget(object);
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     let name = object.token_secret_name();
@@ -490,7 +610,7 @@ fn remote_view(object: &AcqpAuthorization, app: Option<&Application>) -> RemoteV
     }
 }
 
-fn secret_view(object: &AcqpAuthorization, secret: Option<Secret>) -> SecretView {
+fn secret_view(object: &AcqpAuthorization, secret: Option<&Secret>) -> SecretView {
     let Some(secret) = secret else {
         return SecretView::Missing;
     };
@@ -513,8 +633,8 @@ fn secret_view(object: &AcqpAuthorization, secret: Option<Secret>) -> SecretView
         });
     SecretView::Owned {
         data_fingerprint,
-        labels: secret.metadata.labels.unwrap_or_default(),
-        annotations: secret.metadata.annotations.unwrap_or_default(),
+        labels: secret.metadata.labels.clone().unwrap_or_default(),
+        annotations: secret.metadata.annotations.clone().unwrap_or_default(),
     }
 }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use futures::{StreamExt as _, stream::BoxStream};
+use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Resource,
     runtime::{
@@ -14,13 +15,22 @@ use kube::{
 use tokio::sync::{mpsc, watch};
 
 use super::{
+    authorization::StatusWrites,
     metrics::Metrics,
     registry::{AppKey, Registry},
 };
-use crate::api::AcqpAuthorization;
+use crate::{api::AcqpAuthorization, devcenter::RateLimit};
 
 /// The field manager of every server-side apply, and the Events' reporting controller.
 pub const MANAGER: &str = "acqp-operator";
+
+/// The operator's views of the cluster, filled by the AcqpAuthorization controller's watches.
+pub struct Caches {
+    /// Every AcqpAuthorization the operator watches.
+    pub authorizations: Store<AcqpAuthorization>,
+    /// The token Secrets the operator wrote.
+    pub token_secrets: Store<Secret>,
+}
 
 /// Shared state of the running operator; handed to reconcilers as `Arc<Context>`.
 pub struct Context {
@@ -34,12 +44,18 @@ pub struct Context {
     pub namespace: Option<String>,
     /// Every AcqpAuthorization the operator watches.
     pub authorizations: Store<AcqpAuthorization>,
+    /// The token Secrets the operator wrote (selected by its label).
+    pub token_secrets: Store<Secret>,
     /// Publishes Events as `acqp-operator`.
     pub recorder: Recorder,
     /// Who publishes Events, for recorders made per Event (see [`Context::event_recorder`]).
     pub reporter: Reporter,
     /// How many resources one controller reconciles at once.
     pub concurrency: u16,
+    /// What the AcqpAuthorization controller's status writes returned.
+    pub(crate) status_writes: StatusWrites,
+    /// The rate limit of each application's Developer Center client.
+    pub rate_limit: RateLimit,
     wakes: mpsc::UnboundedSender<ObjectRef<AcqpAuthorization>>,
     stop: watch::Sender<bool>,
 }
@@ -50,8 +66,9 @@ impl Context {
     pub fn new(
         client: kube::Client,
         namespace: Option<String>,
-        authorizations: Store<AcqpAuthorization>,
+        caches: Caches,
         concurrency: u16,
+        rate_limit: RateLimit,
     ) -> (Self, BoxStream<'static, ObjectRef<AcqpAuthorization>>) {
         let (wakes, woken) = mpsc::unbounded_channel();
         let reporter = Reporter {
@@ -65,8 +82,11 @@ impl Context {
             applications: Registry::default(),
             metrics: Metrics::new(),
             namespace,
-            authorizations,
+            authorizations: caches.authorizations,
+            token_secrets: caches.token_secrets,
             concurrency,
+            status_writes: StatusWrites::default(),
+            rate_limit,
             wakes,
             stop: watch::Sender::new(false),
         };

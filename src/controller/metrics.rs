@@ -1,12 +1,8 @@
 //! Prometheus metrics (`acqp_operator_*`) and the `/metrics`, `/healthz`, `/readyz` server.
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
+
+use futures::FutureExt as _;
 
 use axum::{Router, extract::State, http::StatusCode, http::header, response::IntoResponse};
 use kube::runtime::reflector::Store;
@@ -20,6 +16,7 @@ use prometheus_client::{
     },
     registry::Registry,
 };
+use tokio::sync::watch;
 
 use crate::api::{AcqpAuthorization, Phase};
 
@@ -232,7 +229,8 @@ fn phase_label(phase: Phase) -> &'static str {
 pub(crate) struct HealthState {
     pub(crate) metrics: Metrics,
     pub(crate) authorizations: Store<AcqpAuthorization>,
-    pub(crate) ready: Arc<AtomicBool>,
+    /// Whether this replica leads (and so runs the controllers and their caches).
+    pub(crate) leading: watch::Receiver<bool>,
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` until `shutdown` resolves.
@@ -265,10 +263,19 @@ async fn metrics(State(state): State<HealthState>) -> impl IntoResponse {
     )
 }
 
-/// Ready once the AcqpAuthorization cache has synced, on the leader and on standbys alike: a
-/// standby that is never ready would block rolling updates.
+/// Ready on a standby (one that is never ready would block rolling updates), and on the leader
+/// once its AcqpAuthorization cache has synced.
 async fn readyz(State(state): State<HealthState>) -> (StatusCode, &'static str) {
-    if state.ready.load(Ordering::Acquire) {
+    // Only looks: kube's store wakes a single waiter when it becomes ready, and the controller
+    // is already waiting.
+    let synced = || {
+        state
+            .authorizations
+            .wait_until_ready()
+            .now_or_never()
+            .is_some_and(|ready| ready.is_ok())
+    };
+    if !*state.leading.borrow() || synced() {
         (StatusCode::OK, "ok")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")

@@ -11,27 +11,19 @@ mod notify;
 mod poller;
 pub mod registry;
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{net::SocketAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use futures::StreamExt as _;
-use kube::runtime::{WatchStreamExt as _, reflector, watcher};
+use kube::runtime::reflector;
 use kube_lease_manager::LeaseManagerBuilder;
 use tokio::{net::TcpListener, sync::watch};
 use tracing_subscriber::EnvFilter;
 
-pub use context::{Context, MANAGER};
+pub use context::{Caches, Context, MANAGER};
 pub use metrics::Metrics;
 pub use registry::{Application, ApplicationFacts, NotReadyReason, Readiness, Registry};
 
-use crate::api::AcqpAuthorization;
+use crate::{api::AcqpAuthorization, devcenter::RateLimit};
 
 /// How long stopping controllers may take before they are abandoned; below Kubernetes' default
 /// 30 s termination grace period, so the lease is still released in time.
@@ -64,6 +56,22 @@ pub struct RunArgs {
     /// How many resources each controller reconciles at once.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub concurrency: u16,
+    /// Requests per second the operator sends to the Developer Center per application, at
+    /// most (set it below the gateway's quota).
+    #[arg(long, value_name = "RATE", default_value_t = RateLimit::default().requests_per_second)]
+    pub devcenter_qps: NonZeroU32,
+    /// Requests per application that may go at once after a quiet spell, above --devcenter-qps.
+    #[arg(long, value_name = "N", default_value_t = RateLimit::default().burst)]
+    pub devcenter_burst: NonZeroU32,
+}
+
+impl RunArgs {
+    fn rate_limit(&self) -> RateLimit {
+        RateLimit {
+            requests_per_second: self.devcenter_qps,
+            burst: self.devcenter_burst,
+        }
+    }
 }
 
 /// How log lines are written.
@@ -90,29 +98,21 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on --notify-addr {}", args.notify_addr))?;
 
-    let (authorizations, writer) = reflector::store();
+    // The caches are filled by the AcqpAuthorization controller's watches, which run only on
+    // the leader: a standby holds no copy of the resources.
+    let (authorizations, authorization_writer) = reflector::store();
+    let (token_secrets, secret_writer) = reflector::store();
     let (ctx, wakes) = Context::new(
         client.clone(),
         args.namespace.clone(),
-        authorizations.clone(),
+        Caches {
+            authorizations: authorizations.clone(),
+            token_secrets,
+        },
         args.concurrency,
+        args.rate_limit(),
     );
     let ctx = Arc::new(ctx);
-    // Standbys keep this cache warm too, so they are ready and take over quickly.
-    let cache = reflector::reflector(
-        writer,
-        watcher(ctx.api::<AcqpAuthorization>(), watcher::Config::default()).default_backoff(),
-    )
-    .for_each(|_| futures::future::ready(()));
-    let cache = tokio::spawn(cache);
-    let ready = Arc::new(AtomicBool::new(false));
-    let ready_flag = ready.clone();
-    let synced = authorizations.clone();
-    tokio::spawn(async move {
-        if synced.wait_until_ready().await.is_ok() {
-            ready_flag.store(true, Ordering::Release);
-        }
-    });
 
     let (servers_stop, _) = watch::channel(false);
     let stopped = |stop: &watch::Sender<bool>| {
@@ -125,7 +125,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let health = metrics::HealthState {
         metrics: ctx.metrics.clone(),
         authorizations,
-        ready,
+        leading: leading_rx.clone(),
     };
     let metrics_server = tokio::spawn(metrics::serve(
         metrics_listener,
@@ -142,7 +142,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         stopped(&servers_stop),
     ));
 
-    let outcome = lead(&args, client, ctx, wakes, &leading, signal).await;
+    let writers = authorization::CacheWriters {
+        authorizations: authorization_writer,
+        token_secrets: secret_writer,
+    };
+    let outcome = lead(&args, client, ctx, wakes, writers, &leading, signal).await;
 
     servers_stop.send_replace(true);
     for (name, server) in [("metrics", metrics_server), ("notification", notify_server)] {
@@ -153,7 +157,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             Err(_) => tracing::warn!(server = name, "server did not stop in time"),
         }
     }
-    cache.abort();
     outcome
 }
 
@@ -167,6 +170,7 @@ async fn lead(
         'static,
         kube::runtime::reflector::ObjectRef<AcqpAuthorization>,
     >,
+    writers: authorization::CacheWriters,
     leading: &watch::Sender<bool>,
     signal: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
@@ -213,7 +217,7 @@ async fn lead(
         async move {
             tokio::join!(
                 application::run(ctx.clone()),
-                authorization::run(ctx, wakes),
+                authorization::run(ctx, wakes, writers),
             );
         }
     });

@@ -225,7 +225,7 @@ fn handle(
             status = ?notification.status,
             "notification received; refreshing"
         );
-        app.refresh_now();
+        app.refresh_acquirer(&notification.acquirer_id);
     }
     (StatusCode::OK, ack_headers, ack_body)
 }
@@ -307,9 +307,14 @@ mod tests {
         (headers, body)
     }
 
+    /// Whether the poller of `namespace/demo` was woken, checking that it was asked to look
+    /// at exactly the notified acquirer.
     fn refreshed(registry: &Registry, namespace: &str) -> bool {
         let app = registry.get(namespace, "demo").unwrap();
-        app.refresh_requested().now_or_never().is_some()
+        let woken = app.refresh_requested().now_or_never().is_some();
+        let expected: &[&str] = if woken { &["1022188000000000001"] } else { &[] };
+        assert!(app.take_notified().iter().eq(expected));
+        woken
     }
 
     fn result_code(body: &[u8]) -> String {

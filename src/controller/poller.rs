@@ -1,6 +1,8 @@
 //! The shared poller: one task per Ready application lists all its authorizations once per poll
 //! interval and wakes only the AcqpAuthorizations whose remote record changed, so the Developer
-//! Center sees O(pages) calls per interval however many resources there are.
+//! Center sees O(pages) calls per interval however many resources there are. A notification
+//! asks for the one acquirer it names; notifications that arrive while a call is under way are
+//! served together by the next inquiry, filtered by their acquirer IDs.
 
 use std::{collections::BTreeSet, num::NonZeroU32, sync::Arc, time::Duration};
 
@@ -19,7 +21,7 @@ use crate::{
     },
 };
 
-/// Records per `authorizations/inquiry` page.
+/// Records per `authorizations/inquiry` page, and acquirer IDs per filtered inquiry.
 const PAGE_SIZE: NonZeroU32 = NonZeroU32::new(100).expect("100 is not zero");
 /// The first retry after a failed poll; doubles per failure up to the poll interval, so an
 /// outage costs no more calls than normal polling once it lasts.
@@ -34,20 +36,16 @@ pub(crate) fn spawn(ctx: Arc<Context>, key: AppKey) -> JoinHandle<()> {
 
 async fn run(ctx: Arc<Context>, key: AppKey) {
     let mut failures = 0;
-    let mut first = true;
+    // The first list is due at once.
+    let mut next_full_list = Instant::now();
     loop {
-        if !first {
-            let Some(app) = ctx.applications.get_key(&key) else {
-                return;
-            };
-            let interval = effective_interval(app.poll_interval, overrides(&ctx, &key));
-            let delay = jittered(next_delay(interval, failures), rand::rng().random());
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = app.refresh_requested() => tracing::debug!(app = %key.name, "refresh requested"),
-            }
-        }
-        first = false;
+        let Some(app) = ctx.applications.get_key(&key) else {
+            return;
+        };
+        let scope = tokio::select! {
+            () = tokio::time::sleep_until(next_full_list) => Scope::All,
+            () = app.refresh_requested() => Scope::Acquirers(app.take_notified()),
+        };
         // Read again after the wait: the application's client or facts may have changed.
         let Some(app) = ctx.applications.get_key(&key) else {
             return;
@@ -57,8 +55,21 @@ async fn run(ctx: Arc<Context>, key: AppKey) {
         let (true, Some(client)) = (app.is_ready(), app.client.clone()) else {
             return;
         };
-        match poll(&ctx, &app, &client).await {
-            Ok(()) => failures = 0,
+        let scope = match scope {
+            // Served already, by the inquiry that took them.
+            Scope::Acquirers(ids) if ids.is_empty() => continue,
+            // Until a full list has succeeded there is nothing to patch a partial answer into.
+            Scope::Acquirers(_) if !app.snapshot_taken() => Scope::All,
+            scope => scope,
+        };
+        let interval = effective_interval(app.poll_interval, overrides(&ctx, &key));
+        match poll(&ctx, &app, &client, &scope).await {
+            Ok(()) => {
+                failures = 0;
+                if scope == Scope::All {
+                    next_full_list = Instant::now() + jittered(interval, rand::rng().random());
+                }
+            }
             Err(error) => {
                 failures += 1;
                 ctx.metrics
@@ -70,30 +81,66 @@ async fn run(ctx: Arc<Context>, key: AppKey) {
                     %error,
                     "listing authorizations failed; keeping the previous snapshot"
                 );
+                // A full list also covers the acquirers a failed inquiry was about.
+                let retry = next_delay(interval, failures);
+                next_full_list =
+                    next_full_list.min(Instant::now() + jittered(retry, rand::rng().random()));
             }
         }
     }
 }
 
-/// Lists every authorization, installs the new snapshot, then wakes the resources it concerns.
-async fn poll(ctx: &Context, app: &Application, client: &DevCenterClient) -> Result<(), Error> {
+/// Which records one poll asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Scope {
+    /// Every record: the periodic list.
+    All,
+    /// The records of these acquirers, named by notifications.
+    Acquirers(BTreeSet<String>),
+}
+
+/// Lists the records in `scope`, installs the new snapshot, then wakes the resources it
+/// concerns.
+async fn poll(
+    ctx: &Context,
+    app: &Application,
+    client: &DevCenterClient,
+    scope: &Scope,
+) -> Result<(), Error> {
     ctx.metrics.reconciled(CONTROLLER);
     let started = Instant::now();
-    let listed = client
-        .list_all_authorizations(&AuthorizationFilter::default(), PAGE_SIZE)
-        .await;
+    let listed = match scope {
+        Scope::All => {
+            client
+                .list_all_authorizations(&AuthorizationFilter::default(), PAGE_SIZE)
+                .await
+        }
+        Scope::Acquirers(ids) => inquire(client, ids).await,
+    };
     let result = listed
         .as_ref()
         .map_or_else(Error::metric_label, |_| "success");
     ctx.metrics
         .observe_call(AUTHORIZATION_INQUIRY_PATH, result, started.elapsed());
-    let snapshot: Snapshot = listed?
-        .into_iter()
-        .map(|record| (record.acquirer_id.clone(), record))
-        .collect();
+    let listed = listed?;
+    let previous = app.snapshot();
+    let mut snapshot = match (scope, &previous) {
+        // Records of the asked acquirers are replaced, or removed when the answer lacks them.
+        (Scope::Acquirers(ids), Some(previous)) => {
+            let mut snapshot = Snapshot::clone(previous);
+            snapshot.retain(|id, _| !ids.contains(id));
+            snapshot
+        }
+        _ => Snapshot::new(),
+    };
+    snapshot.extend(
+        listed
+            .into_iter()
+            .map(|record| (record.acquirer_id.clone(), record)),
+    );
     let count = snapshot.len();
     // Installed before waking anyone, so a woken reconciler reads the new records.
-    let previous = app.replace_snapshot(snapshot);
+    app.replace_snapshot(snapshot);
     let current = app.snapshot().expect("a snapshot was just installed");
     let changed = previous.map(|previous| changed_acquirers(&previous, &current));
     let woken: Vec<_> = ctx
@@ -120,6 +167,23 @@ async fn poll(ctx: &Context, app: &Application, client: &DevCenterClient) -> Res
     Ok(())
 }
 
+/// The records of `ids`, in inquiries of at most a page of IDs each.
+async fn inquire(
+    client: &DevCenterClient,
+    ids: &BTreeSet<String>,
+) -> Result<Vec<AuthorizationRecord>, Error> {
+    let ids: Vec<String> = ids.iter().cloned().collect();
+    let mut records = Vec::new();
+    for chunk in ids.chunks(PAGE_SIZE.get() as usize) {
+        let filter = AuthorizationFilter {
+            acquirer_ids: Some(chunk.to_vec()),
+            ..Default::default()
+        };
+        records.extend(client.list_all_authorizations(&filter, PAGE_SIZE).await?);
+    }
+    Ok(records)
+}
+
 /// The `spec.pollInterval` overrides of the application's AcqpAuthorizations.
 fn overrides(ctx: &Context, key: &AppKey) -> Vec<Duration> {
     ctx.authorizations_of(key)
@@ -135,13 +199,11 @@ fn effective_interval(application: Duration, overrides: Vec<Duration>) -> Durati
     overrides.into_iter().fold(application, Duration::min)
 }
 
-/// The wait before the next poll: the interval, or a doubling backoff after failures.
+/// The wait before the next full list after `failures` failures in a row (at least one): a
+/// doubling backoff, capped at the interval.
 fn next_delay(interval: Duration, failures: u32) -> Duration {
-    if failures == 0 {
-        return interval;
-    }
     ERROR_BACKOFF_BASE
-        .saturating_mul(1 << (failures - 1).min(16))
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
         .min(interval)
 }
 
@@ -268,7 +330,6 @@ mod tests {
     #[test]
     fn failures_back_off_up_to_the_interval() {
         let interval = Duration::from_secs(60);
-        assert_eq!(next_delay(interval, 0), interval);
         assert_eq!(next_delay(interval, 1), Duration::from_secs(1));
         assert_eq!(next_delay(interval, 3), Duration::from_secs(4));
         assert_eq!(next_delay(interval, 7), interval);

@@ -3,8 +3,8 @@
 //! authorization snapshot) and the AcqpAuthorization reconciler (which reads it).
 
 use std::{
-    collections::HashMap,
-    sync::{Arc, PoisonError, RwLock},
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, Mutex, PoisonError, RwLock},
     time::Duration,
 };
 
@@ -91,6 +91,8 @@ pub(crate) type Snapshot = HashMap<String, AuthorizationRecord>;
 #[derive(Default)]
 struct PollState {
     snapshot: RwLock<Option<Arc<Snapshot>>>,
+    /// Acquirers named by notifications since the poller last looked.
+    notified: Mutex<BTreeSet<String>>,
     wake: Notify,
 }
 
@@ -159,9 +161,23 @@ impl Application {
         self.snapshot()?.get(acquirer_id).cloned()
     }
 
-    /// Asks the poller to list the authorizations now; calls made meanwhile coalesce into one.
-    pub fn refresh_now(&self) {
+    /// Asks the poller to look at one acquirer's record now (a notification named it). Calls
+    /// made while the poller is busy coalesce into one inquiry for all of them.
+    pub fn refresh_acquirer(&self, acquirer_id: &str) {
+        self.notified().insert(acquirer_id.to_owned());
         self.poll.wake.notify_one();
+    }
+
+    /// Takes the acquirers named since the last call.
+    pub(crate) fn take_notified(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.notified())
+    }
+
+    fn notified(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.poll
+            .notified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn snapshot(&self) -> Option<Arc<Snapshot>> {
@@ -182,7 +198,8 @@ impl Application {
         slot.replace(Arc::new(snapshot))
     }
 
-    /// Resolves on the next [`Application::refresh_now`] (or at once for one made meanwhile).
+    /// Resolves on the next [`Application::refresh_acquirer`] (or at once for one made
+    /// meanwhile).
     pub(crate) async fn refresh_requested(&self) {
         self.poll.wake.notified().await;
     }
@@ -231,14 +248,6 @@ impl Registry {
             name: name.to_owned(),
         };
         self.get_key(&key)
-    }
-
-    /// Asks the poller of `namespace/name` to list the authorizations now, e.g. right after an
-    /// action that changes a grant. Does nothing for an unknown application.
-    pub fn refresh_now(&self, namespace: &str, name: &str) {
-        if let Some(app) = self.get(namespace, name) {
-            app.refresh_now();
-        }
     }
 
     pub(crate) fn get_key(&self, key: &AppKey) -> Option<Arc<Application>> {

@@ -64,8 +64,32 @@ pub struct ClientConfig {
     pub retry_base_delay: Duration,
     /// Cap on the backoff between two attempts.
     pub retry_max_delay: Duration,
-    /// Requests per second this client sends at most, retries included.
+    /// How fast this client may send, retries included.
+    pub rate_limit: RateLimit,
+}
+
+/// A token bucket: up to `burst` requests at once, refilled at `requests_per_second`. Bursts
+/// matter: a hundred resources applied together each need one `generateUrl`, and evenly spaced
+/// requests would make the last one wait for all the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// The sustained rate.
     pub requests_per_second: NonZeroU32,
+    /// Requests that may go at once after a quiet spell.
+    pub burst: NonZeroU32,
+}
+
+impl Default for RateLimit {
+    /// 50 requests per second with bursts of 100: far below what one application's traffic
+    /// needs in steady state (a few list pages per poll interval), high enough that applying
+    /// hundreds of resources at once converges in seconds. A gateway that throttles answers
+    /// `REQUEST_TRAFFIC_EXCEED_LIMIT`, which the client retries with backoff.
+    fn default() -> Self {
+        Self {
+            requests_per_second: NonZeroU32::new(50).expect("50 is not zero"),
+            burst: NonZeroU32::new(100).expect("100 is not zero"),
+        }
+    }
 }
 
 impl ClientConfig {
@@ -85,7 +109,7 @@ impl ClientConfig {
             max_retries: 4,
             retry_base_delay: Duration::from_millis(200),
             retry_max_delay: Duration::from_secs(5),
-            requests_per_second: NonZeroU32::new(10).expect("10 is not zero"),
+            rate_limit: RateLimit::default(),
         }
     }
 }
@@ -178,7 +202,7 @@ impl DevCenterClient {
             .map_err(|e| Error::Setup(describe(&e)))?;
         let base_url = config.endpoint.as_str().trim_end_matches('/').to_owned();
         let base_path = config.endpoint.path().trim_end_matches('/').to_owned();
-        let limiter = RateLimiter::new(config.requests_per_second);
+        let limiter = RateLimiter::new(config.rate_limit);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -597,20 +621,24 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
-/// Spaces requests evenly at the configured rate: each caller reserves the next free slot and
-/// sleeps until it, so no burst exceeds one request per interval.
+/// The generic cell rate algorithm (GCRA), the token bucket without a refill task: each caller
+/// reserves the next slot of the sustained rate and may take it up to `burst` intervals early.
 #[derive(Debug)]
 struct RateLimiter {
     interval: Duration,
-    next_slot: std::sync::Mutex<Instant>,
+    /// How far ahead of the sustained rate a caller may go: `burst - 1` intervals.
+    tolerance: Duration,
+    /// The theoretical arrival time: when the bucket would be full again.
+    full_at: std::sync::Mutex<Instant>,
 }
 
 impl RateLimiter {
-    fn new(requests_per_second: NonZeroU32) -> Self {
-        let interval = Duration::from_secs(1) / requests_per_second.get();
+    fn new(limit: RateLimit) -> Self {
+        let interval = Duration::from_secs(1) / limit.requests_per_second.get();
         Self {
             interval,
-            next_slot: std::sync::Mutex::new(Instant::now()),
+            tolerance: interval * (limit.burst.get() - 1),
+            full_at: std::sync::Mutex::new(Instant::now()),
         }
     }
 
@@ -618,10 +646,11 @@ impl RateLimiter {
         let slot = {
             // The lock is never held across an await, so a poisoned lock only means another
             // caller panicked between two lines that cannot panic; its value is still sound.
-            let mut next = self.next_slot.lock().unwrap_or_else(|e| e.into_inner());
-            let slot = (*next).max(Instant::now());
-            *next = slot + self.interval;
-            slot
+            let mut full_at = self.full_at.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let start = (*full_at).max(now);
+            *full_at = start + self.interval;
+            start.checked_sub(self.tolerance).unwrap_or(now).max(now)
         };
         tokio::time::sleep_until(slot).await;
     }
@@ -828,13 +857,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn rate_limiter_spaces_requests() {
-        let limiter = RateLimiter::new(NonZeroU32::new(50).unwrap());
+    async fn rate_limiter_allows_a_burst_then_the_sustained_rate() {
+        let limiter = RateLimiter::new(RateLimit {
+            requests_per_second: NonZeroU32::new(50).unwrap(),
+            burst: NonZeroU32::new(5).unwrap(),
+        });
         let started = Instant::now();
-        for _ in 0..6 {
+        for _ in 0..5 {
             limiter.acquire().await;
         }
-        // The first request goes at once, the other five wait 20 ms each.
+        let burst = started.elapsed();
+        for _ in 0..5 {
+            limiter.acquire().await;
+        }
+        // Five go at once; the next five wait 20 ms each.
+        assert!(burst < Duration::from_millis(15), "burst took {burst:?}");
         assert!(
             started.elapsed() >= Duration::from_millis(100),
             "{:?}",

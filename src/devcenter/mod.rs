@@ -10,6 +10,6 @@ pub mod wire;
 
 pub use client::{
     AuthorizationFilter, ClientConfig, DevCenterClient, JSON_UTF8, MAX_CLOCK_SKEW,
-    MAX_RESPONSE_BYTES,
+    MAX_RESPONSE_BYTES, RateLimit,
 };
 pub use error::Error;
