@@ -259,7 +259,7 @@ impl Operator {
         binary: &Path,
         plane: &ControlPlane,
         namespace: &str,
-        concurrency: Option<u16>,
+        args: &[String],
     ) -> Self {
         let metrics = format!("127.0.0.1:{}", free_port());
         let notify = format!("127.0.0.1:{}", free_port());
@@ -272,9 +272,7 @@ impl Operator {
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
             );
-        if let Some(concurrency) = concurrency {
-            command.args(["--concurrency", &concurrency.to_string()]);
-        }
+        command.args(args);
         let process = Process::spawn(
             "operator",
             &mut command,

@@ -45,10 +45,8 @@ pub fn render(
     );
     let _ = writeln!(
         w,
-        "| operator | release build, `--concurrency {}`, one fresh process per pass, confined to its namespace |",
-        settings
-            .operator_concurrency
-            .map_or_else(|| "4 (default)".to_owned(), |c| c.to_string())
+        "| operator | release build, `run {}` (other flags at their defaults), one fresh process per pass, confined to its namespace |",
+        settings.operator_args.join(" ")
     );
     let _ = writeln!(
         w,
@@ -395,7 +393,7 @@ fn commit() -> String {
 
 fn command(settings: &Settings) -> String {
     format!(
-        "make bench  # ACQP_BENCH_SIZES={} ACQP_BENCH_POLL_SECONDS={} ACQP_BENCH_STEADY_INTERVALS={}",
+        "make bench  # ACQP_BENCH_SIZES={} ACQP_BENCH_POLL_SECONDS={} ACQP_BENCH_STEADY_INTERVALS={} ACQP_BENCH_OPERATOR_ARGS=\"{}\"",
         settings
             .sizes
             .iter()
@@ -403,7 +401,8 @@ fn command(settings: &Settings) -> String {
             .collect::<Vec<_>>()
             .join(","),
         settings.poll.as_secs(),
-        settings.steady_intervals
+        settings.steady_intervals,
+        settings.operator_args.join(" ")
     )
 }
 
