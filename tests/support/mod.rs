@@ -41,6 +41,23 @@ pub struct Cluster {
     pub bin_dir: PathBuf,
 }
 
+/// A process of the control plane, for [`Cluster::restart`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    Etcd,
+    KubeApiserver,
+}
+
+impl Component {
+    /// Its name in `hack/control-plane` and in the state directory (`<name>.pid`, `.log`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Etcd => "etcd",
+            Component::KubeApiserver => "kube-apiserver",
+        }
+    }
+}
+
 static CLUSTER: OnceCell<Result<Cluster, String>> = OnceCell::const_new();
 
 /// The control plane of this test binary, started (CRDs included) on first use.
@@ -146,6 +163,43 @@ impl Cluster {
             self.logs_tail()
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Restarts one component of this control plane (`hack/control-plane restart`): stops
+    /// exactly its process, starts it again with the same flags, ports, certificates and data,
+    /// and returns once it serves again, with the time from the stop signal to serving.
+    /// Clients keep their kubeconfig and reconnect by themselves.
+    pub fn restart(&self, component: Component) -> std::time::Duration {
+        let out = Command::new(script())
+            .arg("restart")
+            .arg(&self.dir)
+            .arg(component.name())
+            .output()
+            .expect("hack/control-plane runs");
+        assert!(
+            out.status.success(),
+            "hack/control-plane restart {} failed:\n{}\n{}",
+            component.name(),
+            text(&out),
+            self.logs_tail()
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let ms = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("downtime_ms="))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no downtime_ms in:\n{}", text(&out)));
+        std::time::Duration::from_millis(ms)
+    }
+
+    /// The PID of a running component, from its PID file.
+    pub fn pid(&self, component: Component) -> u32 {
+        let file = self.dir.join(format!("{}.pid", component.name()));
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .trim()
+            .parse()
+            .expect("a PID")
     }
 
     /// The last lines of the kube-apiserver and etcd logs, to print when a test fails.
