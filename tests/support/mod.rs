@@ -58,6 +58,15 @@ impl Component {
     }
 }
 
+/// What a [`Cluster::restart`] took.
+#[derive(Clone, Copy, Debug)]
+pub struct Outage {
+    /// From the stop signal until the component served again.
+    pub component: std::time::Duration,
+    /// From the stop signal until the API server's `/readyz` answered again.
+    pub until_ready: std::time::Duration,
+}
+
 static CLUSTER: OnceCell<Result<Cluster, String>> = OnceCell::const_new();
 
 /// The control plane of this test binary, started (CRDs included) on first use.
@@ -166,14 +175,21 @@ impl Cluster {
     }
 
     /// Restarts one component of this control plane (`hack/control-plane restart`): stops
-    /// exactly its process, starts it again with the same flags, ports, certificates and data,
-    /// and returns once it serves again, with the time from the stop signal to serving.
-    /// Clients keep their kubeconfig and reconnect by themselves.
-    pub fn restart(&self, component: Component) -> std::time::Duration {
+    /// exactly its process (SIGTERM, SIGKILL 30 s later if it still runs), starts it again with
+    /// the same flags, ports, certificates and data, waits until it serves and then until the
+    /// API server is ready again. Clients keep their kubeconfig and reconnect by themselves.
+    pub fn restart(&self, component: Component) -> Outage {
+        self.restart_with_grace(component, std::time::Duration::from_secs(30))
+    }
+
+    /// [`Cluster::restart`] with SIGKILL `grace` (whole seconds) after SIGTERM.
+    pub fn restart_with_grace(&self, component: Component, grace: std::time::Duration) -> Outage {
+        let started = std::time::Instant::now();
         let out = Command::new(script())
             .arg("restart")
             .arg(&self.dir)
             .arg(component.name())
+            .arg(grace.as_secs().to_string())
             .output()
             .expect("hack/control-plane runs");
         assert!(
@@ -183,13 +199,25 @@ impl Cluster {
             text(&out),
             self.logs_tail()
         );
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let ms = stdout
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        let ms = String::from_utf8_lossy(&out.stdout)
             .lines()
-            .find_map(|l| l.strip_prefix("downtime_ms="))
-            .and_then(|n| n.trim().parse().ok())
+            .find_map(|l| l.strip_prefix("downtime_ms=")?.trim().parse().ok())
             .unwrap_or_else(|| panic!("no downtime_ms in:\n{}", text(&out)));
-        std::time::Duration::from_millis(ms)
+        let deadline = started + std::time::Duration::from_secs(60);
+        while !self.kubectl(&["get", "--raw=/readyz"]).status.success() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the API server is not ready 60 s after restarting {}:\n{}",
+                component.name(),
+                self.logs_tail()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Outage {
+            component: std::time::Duration::from_millis(ms),
+            until_ready: started.elapsed(),
+        }
     }
 
     /// The PID of a running component, from its PID file.
