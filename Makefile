@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test demo bench crds fmt lint control-plane image image-test help
+.PHONY: test demo bench chaos crds fmt lint control-plane image image-test help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -17,6 +17,9 @@ demo: control-plane ## Control plane + simulator + operator, walked through invi
 bench: control-plane ## Micro-benchmarks, then the scale run on a real control plane; writes BENCHMARKS.md
 	$(CARGO) bench --bench decide --bench signing
 	$(CARGO) bench --bench scale
+
+chaos: control-plane ## Full chaos runs: 200 resources under faults, 10 SIGKILLs, failover, control-plane and simulator restarts
+	ACQP_CHAOS_FULL=1 $(CARGO) test --test chaos --test chaos_control_plane -- --nocapture --test-threads=1
 
 crds: ## Regenerate crds/ from the Rust types
 	$(CARGO) run --quiet -- crd --out-dir crds

@@ -58,6 +58,27 @@ pub async fn start(config: Config) -> RunningSimulator {
         .unwrap()
 }
 
+/// Starts `simulator` on a fixed `addr` (say, the one a stopped simulator used, so clients
+/// keep their endpoint), retrying the bind for up to 10 s while the old socket lets go.
+pub async fn start_at(
+    simulator: impl Fn() -> Simulator,
+    addr: std::net::SocketAddr,
+) -> RunningSimulator {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match simulator().start(addr).await {
+            Ok(running) => return running,
+            Err(acqp_operator::simulator::SimulatorError::Bind { source, .. })
+                if std::time::Instant::now() < deadline =>
+            {
+                eprintln!("simulator: binding {addr} failed ({source}); retrying");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("starting the simulator on {addr}: {error}"),
+        }
+    }
+}
+
 pub fn tsp_key() -> SigningKey {
     SigningKey::from_pem(
         "tsp-private.pem",

@@ -41,6 +41,32 @@ pub struct Cluster {
     pub bin_dir: PathBuf,
 }
 
+/// A process of the control plane, for [`Cluster::restart`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    Etcd,
+    KubeApiserver,
+}
+
+impl Component {
+    /// Its name in `hack/control-plane` and in the state directory (`<name>.pid`, `.log`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Etcd => "etcd",
+            Component::KubeApiserver => "kube-apiserver",
+        }
+    }
+}
+
+/// What a [`Cluster::restart`] took.
+#[derive(Clone, Copy, Debug)]
+pub struct Outage {
+    /// From the stop signal until the component served again.
+    pub component: std::time::Duration,
+    /// From the stop signal until the API server's `/readyz` answered again.
+    pub until_ready: std::time::Duration,
+}
+
 static CLUSTER: OnceCell<Result<Cluster, String>> = OnceCell::const_new();
 
 /// The control plane of this test binary, started (CRDs included) on first use.
@@ -146,6 +172,62 @@ impl Cluster {
             self.logs_tail()
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Restarts one component of this control plane (`hack/control-plane restart`): stops
+    /// exactly its process (SIGTERM, SIGKILL 30 s later if it still runs), starts it again with
+    /// the same flags, ports, certificates and data, waits until it serves and then until the
+    /// API server is ready again. Clients keep their kubeconfig and reconnect by themselves.
+    pub fn restart(&self, component: Component) -> Outage {
+        self.restart_with_grace(component, std::time::Duration::from_secs(30))
+    }
+
+    /// [`Cluster::restart`] with SIGKILL `grace` (whole seconds) after SIGTERM.
+    pub fn restart_with_grace(&self, component: Component, grace: std::time::Duration) -> Outage {
+        let started = std::time::Instant::now();
+        let out = Command::new(script())
+            .arg("restart")
+            .arg(&self.dir)
+            .arg(component.name())
+            .arg(grace.as_secs().to_string())
+            .output()
+            .expect("hack/control-plane runs");
+        assert!(
+            out.status.success(),
+            "hack/control-plane restart {} failed:\n{}\n{}",
+            component.name(),
+            text(&out),
+            self.logs_tail()
+        );
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        let ms = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("downtime_ms=")?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no downtime_ms in:\n{}", text(&out)));
+        let deadline = started + std::time::Duration::from_secs(60);
+        while !self.kubectl(&["get", "--raw=/readyz"]).status.success() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the API server is not ready 60 s after restarting {}:\n{}",
+                component.name(),
+                self.logs_tail()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Outage {
+            component: std::time::Duration::from_millis(ms),
+            until_ready: started.elapsed(),
+        }
+    }
+
+    /// The PID of a running component, from its PID file.
+    pub fn pid(&self, component: Component) -> u32 {
+        let file = self.dir.join(format!("{}.pid", component.name()));
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .trim()
+            .parse()
+            .expect("a PID")
     }
 
     /// The last lines of the kube-apiserver and etcd logs, to print when a test fails.

@@ -179,6 +179,11 @@ impl Operator {
         }
     }
 
+    /// The process ID (the same for the operator's whole life; a restart is a new one).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
