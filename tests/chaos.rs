@@ -73,11 +73,12 @@ async fn devcenter_faults() {
 async fn operator_crashes() {
     let n = chaos::size(20, 100);
     let kills = chaos::size(3, 10);
-    // Each kill comes a random 0.2 s to `spread` after the operator (re)started serving, so
-    // that the kills (plus about 0.7 s per restart) span roughly the convergence: 100
-    // resources converge in about 15 s on 2 cores. The figures count the kills that came
+    // Each kill comes a random 0.1 s to `spread` after the operator (re)started serving. The
+    // ACQPs grant `grant_delay` after each URL, so URLs, grants and Secrets are all under way
+    // across the kills (plus about 0.7 s per restart). The figures count the kills that came
     // before every resource was Ready.
-    let spread = Duration::from_millis(chaos::size(1500, 2000) as u64);
+    let spread = Duration::from_millis(chaos::size(1200, 2000) as u64);
+    let grant_delay = chaos::size(2000, 8000);
     let seed: u64 = match std::env::var("ACQP_CHAOS_SEED") {
         Ok(seed) => seed.parse().expect("ACQP_CHAOS_SEED is a number"),
         Err(_) => rand::random(),
@@ -85,6 +86,13 @@ async fn operator_crashes() {
     println!("CHAOS crashes: seed {seed} (ACQP_CHAOS_SEED={seed} replays the kill times)");
     let mut rng = StdRng::seed_from_u64(seed);
     let world = World::new("chaos-crash", n).await;
+    world
+        .api
+        .sim_ok(
+            "/sim/auto-grant",
+            &json!({"enabled": true, "delayMs": grant_delay}),
+        )
+        .await;
     let mut operator = Operator::start(world.cluster, world.options()).await;
     let mut logs = vec![];
     let sampler = Sampler::start(world.cluster, &world.ns);
@@ -93,7 +101,7 @@ async fn operator_crashes() {
     let start = Instant::now();
     let (mut at_kill, mut ready_at_kills) = (vec![], vec![]);
     for _ in 0..kills {
-        let delay = rng.random_range(Duration::from_millis(200)..spread);
+        let delay = rng.random_range(Duration::from_millis(100)..spread);
         tokio::time::sleep(delay).await;
         operator.kill();
         let ready = world.ready_count(0, n);

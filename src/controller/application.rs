@@ -193,6 +193,7 @@ async fn reconcile(
     if facts_changed {
         ctx.wake(ctx.authorizations_of(&key).iter().map(AsRef::as_ref));
     }
+    ctx.retries.succeeded(&app.uid().unwrap_or_default());
     Ok(Action::requeue(next_check(poll_interval, failures)))
 }
 
@@ -200,7 +201,7 @@ fn error_policy(app: Arc<DeveloperCenterApplication>, error: &Error, ctx: Arc<Co
     ctx.metrics
         .reconcile_failed(CONTROLLER, error.metric_label());
     tracing::warn!(namespace = ?app.namespace(), app = %app.name_any(), %error, "reconcile failed");
-    Action::requeue(Duration::from_secs(15))
+    Action::requeue(ctx.retries.failed(&app.uid().unwrap_or_default()))
 }
 
 /// When to check an application again: each poll interval, sooner with backoff while broken.

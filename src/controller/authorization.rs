@@ -174,14 +174,17 @@ async fn reconcile(object: Arc<AcqpAuthorization>, ctx: Arc<Context>) -> Result<
     ctx.metrics.reconciled("acqpauthorization");
     let api: Api<AcqpAuthorization> =
         Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
-    finalizer::finalizer(&api, FINALIZER, object, |event| async {
+    let uid = object.uid().unwrap_or_default();
+    let requeue = finalizer::finalizer(&api, FINALIZER, object, |event| async {
         match event {
             Finalized::Apply(object) => apply(&object, &ctx).await,
             Finalized::Cleanup(object) => cleanup(&object, &ctx).await,
         }
     })
     .await
-    .map_err(|error| Error::Finalizer(Box::new(error)))
+    .map_err(|error| Error::Finalizer(Box::new(error)))?;
+    ctx.retries.succeeded(&uid);
+    Ok(requeue)
 }
 
 fn error_policy(object: Arc<AcqpAuthorization>, error: &Error, ctx: Arc<Context>) -> Requeue {
@@ -193,7 +196,7 @@ fn error_policy(object: Arc<AcqpAuthorization>, error: &Error, ctx: Arc<Context>
         %error,
         "reconcile failed; retrying"
     );
-    Requeue::requeue(Duration::from_secs(10))
+    Requeue::requeue(ctx.retries.failed(&object.uid().unwrap_or_default()))
 }
 
 /// Brings one resource closer to what its spec asks for.

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{
     authorization::StatusWrites,
+    backoff::RetryBackoff,
     metrics::Metrics,
     registry::{AppKey, Registry},
 };
@@ -52,6 +53,8 @@ pub struct Context {
     pub reporter: Reporter,
     /// How many resources one controller reconciles at once.
     pub concurrency: u16,
+    /// Failed reconciles in a row per object, for both controllers' retries.
+    pub(crate) retries: RetryBackoff,
     /// What the AcqpAuthorization controller's status writes returned.
     pub(crate) status_writes: StatusWrites,
     /// The rate limit of each application's Developer Center client.
@@ -85,6 +88,7 @@ impl Context {
             authorizations: caches.authorizations,
             token_secrets: caches.token_secrets,
             concurrency,
+            retries: RetryBackoff::default(),
             status_writes: StatusWrites::default(),
             rate_limit,
             wakes,

@@ -4,6 +4,7 @@
 
 mod application;
 pub mod authorization;
+mod backoff;
 mod context;
 mod invitation;
 pub mod metrics;

@@ -10,7 +10,7 @@ use rand::Rng as _;
 use tokio::{task::JoinHandle, time::Instant};
 
 use super::{
-    Context,
+    Context, backoff,
     registry::{AppKey, Application, Snapshot},
 };
 use crate::{
@@ -23,9 +23,6 @@ use crate::{
 
 /// Records per `authorizations/inquiry` page, and acquirer IDs per filtered inquiry.
 const PAGE_SIZE: NonZeroU32 = NonZeroU32::new(100).expect("100 is not zero");
-/// The first retry after a failed poll; doubles per failure up to the poll interval, so an
-/// outage costs no more calls than normal polling once it lasts.
-const ERROR_BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// The metrics label of this loop.
 const CONTROLLER: &str = "poller";
 
@@ -67,7 +64,8 @@ async fn run(ctx: Arc<Context>, key: AppKey) {
             Ok(()) => {
                 failures = 0;
                 if scope == Scope::All {
-                    next_full_list = Instant::now() + jittered(interval, rand::rng().random());
+                    next_full_list =
+                        Instant::now() + backoff::jittered(interval, rand::rng().random());
                 }
             }
             Err(error) => {
@@ -81,10 +79,11 @@ async fn run(ctx: Arc<Context>, key: AppKey) {
                     %error,
                     "listing authorizations failed; keeping the previous snapshot"
                 );
-                // A full list also covers the acquirers a failed inquiry was about.
-                let retry = next_delay(interval, failures);
-                next_full_list =
-                    next_full_list.min(Instant::now() + jittered(retry, rand::rng().random()));
+                // A full list also covers the acquirers a failed inquiry was about. Retries
+                // back off, but never wait longer than normal polling would.
+                let retry = backoff::delay(failures).min(interval);
+                next_full_list = next_full_list
+                    .min(Instant::now() + backoff::jittered(retry, rand::rng().random()));
             }
         }
     }
@@ -197,19 +196,6 @@ fn overrides(ctx: &Context, key: &AppKey) -> Vec<Duration> {
 /// polling is shared, so the most impatient resource sets the pace.
 fn effective_interval(application: Duration, overrides: Vec<Duration>) -> Duration {
     overrides.into_iter().fold(application, Duration::min)
-}
-
-/// The wait before the next full list after `failures` failures in a row (at least one): a
-/// doubling backoff, capped at the interval.
-fn next_delay(interval: Duration, failures: u32) -> Duration {
-    ERROR_BACKOFF_BASE
-        .saturating_mul(1 << failures.saturating_sub(1).min(16))
-        .min(interval)
-}
-
-/// `delay` spread by ±10% (`unit` uniform in [0, 1)), so pollers started together drift apart.
-fn jittered(delay: Duration, unit: f64) -> Duration {
-    delay.mul_f64(0.9 + 0.2 * unit)
 }
 
 /// Acquirers whose record appeared, disappeared, or changed in status, products, token or update
@@ -325,22 +311,5 @@ mod tests {
             effective_interval(minute, vec![Duration::from_secs(300)]),
             minute
         );
-    }
-
-    #[test]
-    fn failures_back_off_up_to_the_interval() {
-        let interval = Duration::from_secs(60);
-        assert_eq!(next_delay(interval, 1), Duration::from_secs(1));
-        assert_eq!(next_delay(interval, 3), Duration::from_secs(4));
-        assert_eq!(next_delay(interval, 7), interval);
-        assert_eq!(next_delay(interval, 1000), interval);
-    }
-
-    #[test]
-    fn jitter_stays_within_ten_percent() {
-        let interval = Duration::from_secs(100);
-        assert_eq!(jittered(interval, 0.0), Duration::from_secs(90));
-        assert_eq!(jittered(interval, 0.5), Duration::from_secs(100));
-        assert!(jittered(interval, 0.999_999) <= Duration::from_secs(110));
     }
 }
