@@ -239,9 +239,10 @@ async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Err
         .actions
         .iter()
         .any(|a| matches!(a, Action::WriteSecret(_)));
-    let secret = match writes_secret {
-        true => secrets.get_opt(&latest.token_secret_name()).await?,
-        false => cached_secret.as_deref().cloned(),
+    let secret = if writes_secret {
+        secrets.get_opt(&latest.token_secret_name()).await?
+    } else {
+        cached_secret.as_deref().cloned()
     };
     act(&latest, secret.as_ref(), &secrets, ctx).await
 }
