@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use futures::{StreamExt as _, stream::BoxStream};
+use futures::{StreamExt as _, TryStreamExt as _, stream::BoxStream};
 use k8s_openapi::{
     ByteString,
     api::core::v1::Secret,
@@ -31,7 +31,7 @@ use serde_json::json;
 use super::{
     Context,
     context::MANAGER,
-    registry::{Application, NotReadyReason, Readiness},
+    registry::{AppKey, Application, NotReadyReason, Readiness},
 };
 use crate::{
     api::{
@@ -51,7 +51,8 @@ use crate::{
 };
 
 /// The resourceVersion of each AcqpAuthorization as our last status write (or read from the
-/// API server) left it, by UID: a cached version that differs may predate that write.
+/// API server) left it, by UID, until the cache has it: a cached version that differs may
+/// predate that write.
 #[derive(Default)]
 pub struct StatusWrites(std::sync::Mutex<HashMap<String, String>>);
 
@@ -68,6 +69,22 @@ impl StatusWrites {
     fn saw(&self, object: &AcqpAuthorization) {
         if let (Some(uid), Some(version)) = (object.uid(), object.resource_version()) {
             self.known().insert(uid, version);
+        }
+    }
+
+    /// Follows the cache's watch: once it delivers the version the operator last wrote or read,
+    /// the cache has caught up and the entry is dropped, so entries exist only while a write is
+    /// in flight.
+    pub(crate) fn observe(&self, event: &watcher::Event<AcqpAuthorization>) {
+        let (watcher::Event::Apply(object) | watcher::Event::InitApply(object)) = event else {
+            return;
+        };
+        let Some(uid) = object.metadata.uid.as_deref() else {
+            return;
+        };
+        let mut known = self.known();
+        if known.get(uid) == object.metadata.resource_version.as_ref() {
+            known.remove(uid);
         }
     }
 
@@ -145,6 +162,13 @@ pub async fn run(
     let authorizations = watcher(ctx.api::<AcqpAuthorization>(), watcher::Config::default())
         .default_backoff()
         .modify(|a| a.managed_fields_mut().clear())
+        .inspect_ok({
+            let ctx = ctx.clone();
+            move |event| {
+                ctx.claims.observe(event);
+                ctx.status_writes.observe(event);
+            }
+        })
         .reflect(writers.authorizations)
         .touched_objects()
         // Our own status writes change neither; a spec edit, the deletion request and the
@@ -157,7 +181,15 @@ pub async fn run(
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"));
     let token_secrets = watcher(ctx.api::<Secret>(), managed)
         .default_backoff()
-        .modify(|s| s.managed_fields_mut().clear())
+        // Only ownership, labels, annotations and data matter here; the watch keeps its own
+        // resourceVersion, so the cached copy (and its cache key) need not.
+        .modify(|s| {
+            let meta = &mut s.metadata;
+            meta.managed_fields = None;
+            meta.uid = None;
+            meta.resource_version = None;
+            meta.creation_timestamp = None;
+        })
         .reflect(writers.token_secrets)
         .touched_objects();
     Controller::for_stream(authorizations, ctx.authorizations.clone())
@@ -643,17 +675,20 @@ fn secret_view(object: &AcqpAuthorization, secret: Option<&Secret>) -> SecretVie
 }
 
 fn rivals(object: &AcqpAuthorization, ctx: &Context) -> Vec<Claim> {
-    ctx.authorizations
-        // Runs over every cached resource on every reconcile: the cheap, selective comparison
-        // first, and no allocation (ResourceExt::namespace() clones).
-        .state_filter(|other| {
+    let app = AppKey {
+        namespace: object.namespace().unwrap_or_default(),
+        name: object.spec.application_ref.name.clone(),
+    };
+    ctx.claimants(&app, &object.spec.acqp.id)
+        .into_iter()
+        // The index only narrows the search; the cached objects decide.
+        .filter(|other| {
             other.spec.acqp.id == object.spec.acqp.id
                 && other.metadata.namespace == object.metadata.namespace
                 && other.spec.application_ref == object.spec.application_ref
                 && other.metadata.uid != object.metadata.uid
                 && other.metadata.deletion_timestamp.is_none()
         })
-        .into_iter()
         .map(|other| Claim {
             name: other.name_any(),
             created: other

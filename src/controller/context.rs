@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use super::{
     authorization::StatusWrites,
     backoff::RetryBackoff,
+    claims::{ClaimIndex, ClaimKey},
     metrics::Metrics,
     registry::{AppKey, Registry},
 };
@@ -55,6 +56,8 @@ pub struct Context {
     pub concurrency: u16,
     /// Failed reconciles in a row per object, for both controllers' retries.
     pub(crate) retries: RetryBackoff,
+    /// Which AcqpAuthorizations claim each ACQP, kept with `authorizations`.
+    pub(crate) claims: ClaimIndex,
     /// What the AcqpAuthorization controller's status writes returned.
     pub(crate) status_writes: StatusWrites,
     /// The rate limit of each application's Developer Center client.
@@ -89,6 +92,7 @@ impl Context {
             token_secrets: caches.token_secrets,
             concurrency,
             retries: RetryBackoff::default(),
+            claims: ClaimIndex::default(),
             status_writes: StatusWrites::default(),
             rate_limit,
             wakes,
@@ -141,6 +145,20 @@ impl Context {
             authorization.metadata.namespace.as_deref() == Some(key.namespace.as_str())
                 && authorization.spec.application_ref.name == key.name
         })
+    }
+
+    /// The cached AcqpAuthorizations of the application `key` that claim the ACQP `acqp_id`.
+    pub(crate) fn claimants(&self, key: &AppKey, acqp_id: &str) -> Vec<Arc<AcqpAuthorization>> {
+        let claim = ClaimKey {
+            namespace: key.namespace.clone(),
+            application: key.name.clone(),
+            acqp_id: acqp_id.to_owned(),
+        };
+        self.claims
+            .claimants(&claim)
+            .iter()
+            .filter_map(|object| self.authorizations.get(object))
+            .collect()
     }
 
     /// Asks the AcqpAuthorization controller to reconcile these resources.

@@ -5,6 +5,7 @@
 mod application;
 pub mod authorization;
 mod backoff;
+mod claims;
 mod context;
 mod invitation;
 pub mod metrics;

@@ -59,13 +59,14 @@ async fn run(ctx: Arc<Context>, key: AppKey) {
             Scope::Acquirers(_) if !app.snapshot_taken() => Scope::All,
             scope => scope,
         };
-        let interval = effective_interval(app.poll_interval, overrides(&ctx, &key));
+        // Every resource's override counts: computed only when the next full list is scheduled.
+        let interval = || effective_interval(app.poll_interval, overrides(&ctx, &key));
         match poll(&ctx, &app, &client, &scope).await {
             Ok(()) => {
                 failures = 0;
                 if scope == Scope::All {
                     next_full_list =
-                        Instant::now() + backoff::jittered(interval, rand::rng().random());
+                        Instant::now() + backoff::jittered(interval(), rand::rng().random());
                 }
             }
             Err(error) => {
@@ -81,7 +82,7 @@ async fn run(ctx: Arc<Context>, key: AppKey) {
                 );
                 // A full list also covers the acquirers a failed inquiry was about. Retries
                 // back off, but never wait longer than normal polling would.
-                let retry = backoff::delay(failures).min(interval);
+                let retry = backoff::delay(failures).min(interval());
                 next_full_list = next_full_list
                     .min(Instant::now() + backoff::jittered(retry, rand::rng().random()));
             }
@@ -121,47 +122,44 @@ async fn poll(
         .map_or_else(Error::metric_label, |_| "success");
     ctx.metrics
         .observe_call(AUTHORIZATION_INQUIRY_PATH, result, started.elapsed());
-    let listed = listed?;
-    let previous = app.snapshot();
-    let mut snapshot = match (scope, &previous) {
-        // Records of the asked acquirers are replaced, or removed when the answer lacks them.
-        (Scope::Acquirers(ids), Some(previous)) => {
-            let mut snapshot = Snapshot::clone(previous);
-            snapshot.retain(|id, _| !ids.contains(id));
-            snapshot
-        }
-        _ => Snapshot::new(),
-    };
-    snapshot.extend(
-        listed
-            .into_iter()
-            .map(|record| (record.acquirer_id.clone(), record)),
-    );
-    let count = snapshot.len();
-    // Installed before waking anyone, so a woken reconciler reads the new records.
-    app.replace_snapshot(snapshot);
-    let current = app.snapshot().expect("a snapshot was just installed");
-    let changed = previous.map(|previous| changed_acquirers(&previous, &current));
-    let woken: Vec<_> = ctx
-        .authorizations_of(&app.key)
+    let listed: Snapshot = listed?
         .into_iter()
-        .filter(|a| {
-            changed
-                .as_ref()
-                .is_none_or(|changed| changed.contains(&a.spec.acqp.id))
-        })
+        .map(|record| (record.acquirer_id.clone(), record))
         .collect();
+    // Installed before waking anyone, so a woken reconciler reads the new records.
+    let (changed, records) = app.update_snapshot(|snapshot| match (scope, snapshot) {
+        (Scope::Acquirers(ids), Some(snapshot)) => {
+            let changed = patch(snapshot, ids, listed);
+            (Some(changed), snapshot.len())
+        }
+        (_, snapshot) => {
+            let changed = snapshot
+                .as_ref()
+                .map(|previous| changed_acquirers(previous, &listed));
+            let records = listed.len();
+            *snapshot = Some(listed);
+            (changed, records)
+        }
+    });
+    let woken: Vec<_> = match &changed {
+        None => ctx.authorizations_of(&app.key),
+        Some(changed) => changed
+            .iter()
+            .flat_map(|acqp_id| ctx.claimants(&app.key, acqp_id))
+            .collect(),
+    };
     match &changed {
         None => tracing::info!(
-            namespace = %app.key.namespace, app = %app.key.name, records = count,
+            namespace = %app.key.namespace, app = %app.key.name, records,
             woken = woken.len(), "first authorization snapshot"
         ),
         Some(changed) if !changed.is_empty() => tracing::info!(
-            namespace = %app.key.namespace, app = %app.key.name, ?changed,
+            namespace = %app.key.namespace, app = %app.key.name, changed = changed.len(),
             woken = woken.len(), "authorizations changed"
         ),
-        Some(_) => tracing::debug!(app = %app.key.name, records = count, "no change"),
+        Some(_) => tracing::debug!(app = %app.key.name, records, "no change"),
     }
+    tracing::debug!(app = %app.key.name, ?changed, "changed acquirers");
     ctx.wake(woken.iter().map(AsRef::as_ref));
     Ok(())
 }
@@ -198,23 +196,51 @@ fn effective_interval(application: Duration, overrides: Vec<Duration>) -> Durati
     overrides.into_iter().fold(application, Duration::min)
 }
 
-/// Acquirers whose record appeared, disappeared, or changed in status, products, token or update
-/// time between two snapshots.
+/// Replaces the records of `ids` with those `listed` (removing those it lacks) and returns the
+/// acquirers whose record changed.
+fn patch(
+    snapshot: &mut Snapshot,
+    ids: &BTreeSet<String>,
+    mut listed: Snapshot,
+) -> BTreeSet<String> {
+    let mut changed = BTreeSet::new();
+    for id in ids {
+        let record = listed.remove(id);
+        if differs(snapshot.get(id), record.as_ref()) {
+            changed.insert(id.clone());
+        }
+        match record {
+            Some(record) => snapshot.insert(id.clone(), record),
+            None => snapshot.remove(id),
+        };
+    }
+    changed
+}
+
+/// Acquirers whose record appeared, disappeared, or changed between two snapshots.
 fn changed_acquirers(old: &Snapshot, new: &Snapshot) -> BTreeSet<String> {
-    let differs = |a: &AuthorizationRecord, b: &AuthorizationRecord| {
-        let products =
-            |r: &AuthorizationRecord| r.products.iter().copied().collect::<BTreeSet<_>>();
-        a.status != b.status
-            || products(a) != products(b)
-            || a.agent_token != b.agent_token
-            || a.update_time != b.update_time
-    };
     let gone = old.keys().filter(|id| !new.contains_key(*id));
     let appeared_or_changed = new
         .iter()
-        .filter(|(id, record)| old.get(*id).is_none_or(|before| differs(before, record)))
+        .filter(|(id, record)| differs(old.get(*id), Some(record)))
         .map(|(id, _)| id);
     gone.chain(appeared_or_changed).cloned().collect()
+}
+
+/// Whether a record appeared, disappeared, or changed in status, products, token or update
+/// time (a renamed acquirer changes nothing the operator acts on).
+fn differs(old: Option<&AuthorizationRecord>, new: Option<&AuthorizationRecord>) -> bool {
+    let products = |r: &AuthorizationRecord| r.products.iter().copied().collect::<BTreeSet<_>>();
+    match (old, new) {
+        (None, None) => false,
+        (Some(a), Some(b)) => {
+            a.status != b.status
+                || products(a) != products(b)
+                || a.agent_token != b.agent_token
+                || a.update_time != b.update_time
+        }
+        _ => true,
+    }
 }
 
 #[cfg(test)]
@@ -296,6 +322,28 @@ mod tests {
             changed_acquirers(&old, &new),
             ids(&["status", "products", "token", "updated", "gone", "new"])
         );
+    }
+
+    #[test]
+    fn a_patch_replaces_only_the_asked_records() {
+        let mut current = snapshot([
+            record("granted", "t1", &[Product::CashierPayment]),
+            record("revoked", "t1", &[Product::CashierPayment]),
+            record("same", "t1", &[Product::CashierPayment]),
+            record("untouched", "t1", &[Product::CashierPayment]),
+        ]);
+        let listed = snapshot([
+            record("granted", "t2", &[Product::CashierPayment]),
+            record("same", "t1", &[Product::CashierPayment]),
+            record("new", "t1", &[Product::AutoDebit]),
+        ]);
+        let asked = ids(&["granted", "revoked", "same", "new"]);
+        let changed = patch(&mut current, &asked, listed);
+        assert_eq!(changed, ids(&["granted", "new", "revoked"]));
+        assert_eq!(current["granted"].agent_token, AgentToken::new("t2"));
+        assert!(!current.contains_key("revoked"));
+        assert!(current.contains_key("untouched"));
+        assert!(current.contains_key("new"));
     }
 
     #[test]

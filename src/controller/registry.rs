@@ -90,7 +90,7 @@ pub(crate) type Snapshot = HashMap<String, AuthorizationRecord>;
 /// application's facts, and is replaced only when the application points elsewhere.
 #[derive(Default)]
 struct PollState {
-    snapshot: RwLock<Option<Arc<Snapshot>>>,
+    snapshot: RwLock<Option<Snapshot>>,
     /// Acquirers named by notifications since the poller last looked.
     notified: Mutex<BTreeSet<String>>,
     wake: Notify,
@@ -153,12 +153,12 @@ impl Application {
     /// Whether a full authorization list has succeeded; until then "no record" means "unknown",
     /// not "never granted", so no URL may be issued.
     pub fn snapshot_taken(&self) -> bool {
-        self.snapshot().is_some()
+        self.read_snapshot().is_some()
     }
 
     /// The acquirer's record in the latest snapshot.
     pub fn record(&self, acquirer_id: &str) -> Option<AuthorizationRecord> {
-        self.snapshot()?.get(acquirer_id).cloned()
+        self.read_snapshot().as_ref()?.get(acquirer_id).cloned()
     }
 
     /// Asks the poller to look at one acquirer's record now (a notification named it). Calls
@@ -180,22 +180,22 @@ impl Application {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn snapshot(&self) -> Option<Arc<Snapshot>> {
-        self.poll
-            .snapshot
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Installs a new snapshot and returns the one it replaces.
-    pub(crate) fn replace_snapshot(&self, snapshot: Snapshot) -> Option<Arc<Snapshot>> {
-        let mut slot = self
+    /// Changes the snapshot (`None` until the first full list) under its lock, so readers see
+    /// a change all at once; returns what `change` returns.
+    pub(crate) fn update_snapshot<R>(&self, change: impl FnOnce(&mut Option<Snapshot>) -> R) -> R {
+        let mut snapshot = self
             .poll
             .snapshot
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        slot.replace(Arc::new(snapshot))
+        change(&mut snapshot)
+    }
+
+    fn read_snapshot(&self) -> std::sync::RwLockReadGuard<'_, Option<Snapshot>> {
+        self.poll
+            .snapshot
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Resolves on the next [`Application::refresh_acquirer`] (or at once for one made
