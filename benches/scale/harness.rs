@@ -263,7 +263,18 @@ impl Operator {
     ) -> Self {
         let metrics = format!("127.0.0.1:{}", free_port());
         let notify = format!("127.0.0.1:{}", free_port());
-        let mut command = Command::new(binary);
+        // `ACQP_BENCH_OPERATOR_WRAPPER="heaptrack -o /tmp/op"` (or `perf record -g --`) profiles
+        // the operator; its PID, and so the memory and CPU figures, are then the wrapper's.
+        let wrapper = std::env::var("ACQP_BENCH_OPERATOR_WRAPPER").unwrap_or_default();
+        let mut wrapper = wrapper.split_whitespace();
+        let mut command = match wrapper.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(wrapper).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
         command
             .args(["run", "--namespace", namespace])
             .args(["--metrics-addr", &metrics, "--notify-addr", &notify])
