@@ -4,7 +4,12 @@
 //! asks for the one acquirer it names; notifications that arrive while a call is under way are
 //! served together by the next inquiry, filtered by their acquirer IDs.
 
-use std::{collections::BTreeSet, num::NonZeroU32, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeSet, HashSet},
+    num::NonZeroU32,
+    sync::Arc,
+    time::Duration,
+};
 
 use rand::Rng as _;
 use tokio::{task::JoinHandle, time::Instant};
@@ -99,8 +104,8 @@ enum Scope {
     Acquirers(BTreeSet<String>),
 }
 
-/// Lists the records in `scope`, installs the new snapshot, then wakes the resources it
-/// concerns.
+/// Lists the records in `scope` into the application's snapshot, then wakes the resources
+/// whose record changed (every resource of the application after the first list).
 async fn poll(
     ctx: &Context,
     app: &Application,
@@ -109,47 +114,31 @@ async fn poll(
 ) -> Result<(), Error> {
     ctx.metrics.reconciled(CONTROLLER);
     let started = Instant::now();
-    let listed = match scope {
-        Scope::All => {
-            client
-                .list_all_authorizations(&AuthorizationFilter::default(), PAGE_SIZE)
-                .await
-        }
-        Scope::Acquirers(ids) => inquire(client, ids).await,
+    // Records are installed before anyone is woken, so a woken reconciler reads them.
+    let (changed, listed) = if app.snapshot_taken() {
+        let mut changed = BTreeSet::new();
+        let listed = refresh(app, client, scope, &mut changed).await;
+        (Some(changed), listed)
+    } else {
+        (None, first_list(app, client).await)
     };
     let result = listed
         .as_ref()
         .map_or_else(Error::metric_label, |_| "success");
     ctx.metrics
         .observe_call(AUTHORIZATION_INQUIRY_PATH, result, started.elapsed());
-    let listed: Snapshot = listed?
-        .into_iter()
-        .map(|record| (record.acquirer_id.clone(), record))
-        .collect();
-    // Installed before waking anyone, so a woken reconciler reads the new records.
-    let (changed, records) = app.update_snapshot(|snapshot| match (scope, snapshot) {
-        (Scope::Acquirers(ids), Some(snapshot)) => {
-            let changed = patch(snapshot, ids, listed);
-            (Some(changed), snapshot.len())
-        }
-        (_, snapshot) => {
-            let changed = snapshot
-                .as_ref()
-                .map(|previous| changed_acquirers(previous, &listed));
-            let records = listed.len();
-            *snapshot = Some(listed);
-            (changed, records)
-        }
-    });
+    // Also after a failure: the pages read before it may have changed records.
     let woken: Vec<_> = match &changed {
-        None => ctx.authorizations_of(&app.key),
+        None if listed.is_ok() => ctx.authorizations_of(&app.key),
+        None => vec![],
         Some(changed) => changed
             .iter()
             .flat_map(|acqp_id| ctx.claimants(&app.key, acqp_id))
             .collect(),
     };
+    let records = listed.as_ref().copied().unwrap_or_default();
     match &changed {
-        None => tracing::info!(
+        None if listed.is_ok() => tracing::info!(
             namespace = %app.key.namespace, app = %app.key.name, records,
             woken = woken.len(), "first authorization snapshot"
         ),
@@ -157,74 +146,109 @@ async fn poll(
             namespace = %app.key.namespace, app = %app.key.name, changed = changed.len(),
             woken = woken.len(), "authorizations changed"
         ),
-        Some(_) => tracing::debug!(app = %app.key.name, records, "no change"),
+        _ => tracing::debug!(app = %app.key.name, records, "no change"),
     }
     tracing::debug!(app = %app.key.name, ?changed, "changed acquirers");
     ctx.wake(woken.iter().map(AsRef::as_ref));
-    Ok(())
+    listed.map(|_| ())
 }
 
-/// The records of `ids`, in inquiries of at most a page of IDs each.
-async fn inquire(
-    client: &DevCenterClient,
-    ids: &BTreeSet<String>,
-) -> Result<Vec<AuthorizationRecord>, Error> {
-    let ids: Vec<String> = ids.iter().cloned().collect();
-    let mut records = Vec::new();
-    for chunk in ids.chunks(PAGE_SIZE.get() as usize) {
-        let filter = AuthorizationFilter {
-            acquirer_ids: Some(chunk.to_vec()),
-            ..Default::default()
-        };
-        records.extend(client.list_all_authorizations(&filter, PAGE_SIZE).await?);
-    }
+/// The first full list, installed only once complete: until then "no record" means "unknown",
+/// not "never granted". Returns how many records it holds.
+async fn first_list(app: &Application, client: &DevCenterClient) -> Result<usize, Error> {
+    let listed = client
+        .list_all_authorizations(&AuthorizationFilter::default(), PAGE_SIZE)
+        .await?;
+    let snapshot: Snapshot = listed
+        .into_iter()
+        .map(|record| (record.acquirer_id.clone(), record))
+        .collect();
+    let records = snapshot.len();
+    app.update_snapshot(|slot| *slot = Some(snapshot));
     Ok(records)
 }
 
-/// The `spec.pollInterval` overrides of the application's AcqpAuthorizations.
-fn overrides(ctx: &Context, key: &AppKey) -> Vec<Duration> {
-    ctx.authorizations_of(key)
-        .iter()
-        .filter_map(|a| a.spec.poll_interval.as_deref())
-        .filter_map(|text| duration::parse(text).ok())
-        .collect()
+/// Patches the snapshot with the records in `scope` page by page, as they arrive (a full list
+/// of 10,000 records is never held next to the snapshot), noting in `changed` the acquirers
+/// whose record changed. Once the answer is complete, the asked-for records it lacks are gone.
+/// Returns how many records the snapshot holds.
+async fn refresh(
+    app: &Application,
+    client: &DevCenterClient,
+    scope: &Scope,
+    changed: &mut BTreeSet<String>,
+) -> Result<usize, Error> {
+    let mut listed = HashSet::new();
+    let mut visit = |page: Vec<AuthorizationRecord>| {
+        app.update_snapshot(|snapshot| {
+            if let Some(snapshot) = snapshot {
+                apply_page(snapshot, page, &mut listed, changed);
+            }
+        });
+    };
+    match scope {
+        Scope::All => {
+            client
+                .for_each_authorization_page(&AuthorizationFilter::default(), PAGE_SIZE, &mut visit)
+                .await?;
+        }
+        Scope::Acquirers(ids) => {
+            let ids: Vec<String> = ids.iter().cloned().collect();
+            for chunk in ids.chunks(PAGE_SIZE.get() as usize) {
+                let filter = AuthorizationFilter {
+                    acquirer_ids: Some(chunk.to_vec()),
+                    ..Default::default()
+                };
+                client
+                    .for_each_authorization_page(&filter, PAGE_SIZE, &mut visit)
+                    .await?;
+            }
+        }
+    }
+    let asked = |id: &str| match scope {
+        Scope::All => true,
+        Scope::Acquirers(ids) => ids.contains(id),
+    };
+    Ok(app.update_snapshot(|snapshot| {
+        snapshot.as_mut().map_or(0, |snapshot| {
+            remove_unlisted(snapshot, asked, &listed, changed);
+            snapshot.len()
+        })
+    }))
 }
 
-/// The application's interval, or the shortest override asked for by one of its resources:
-/// polling is shared, so the most impatient resource sets the pace.
-fn effective_interval(application: Duration, overrides: Vec<Duration>) -> Duration {
-    overrides.into_iter().fold(application, Duration::min)
-}
-
-/// Replaces the records of `ids` with those `listed` (removing those it lacks) and returns the
-/// acquirers whose record changed.
-fn patch(
+/// Puts one page of records into `snapshot`, noting which acquirers were listed and which
+/// records changed.
+fn apply_page(
     snapshot: &mut Snapshot,
-    ids: &BTreeSet<String>,
-    mut listed: Snapshot,
-) -> BTreeSet<String> {
-    let mut changed = BTreeSet::new();
-    for id in ids {
-        let record = listed.remove(id);
-        if differs(snapshot.get(id), record.as_ref()) {
+    page: Vec<AuthorizationRecord>,
+    listed: &mut HashSet<String>,
+    changed: &mut BTreeSet<String>,
+) {
+    for record in page {
+        let id = record.acquirer_id.clone();
+        if differs(snapshot.get(&id), Some(&record)) {
             changed.insert(id.clone());
         }
-        match record {
-            Some(record) => snapshot.insert(id.clone(), record),
-            None => snapshot.remove(id),
-        };
+        snapshot.insert(id.clone(), record);
+        listed.insert(id);
     }
-    changed
 }
 
-/// Acquirers whose record appeared, disappeared, or changed between two snapshots.
-fn changed_acquirers(old: &Snapshot, new: &Snapshot) -> BTreeSet<String> {
-    let gone = old.keys().filter(|id| !new.contains_key(*id));
-    let appeared_or_changed = new
-        .iter()
-        .filter(|(id, record)| differs(old.get(*id), Some(record)))
-        .map(|(id, _)| id);
-    gone.chain(appeared_or_changed).cloned().collect()
+/// After a complete answer: removes the records that were `asked` for but not `listed`.
+fn remove_unlisted(
+    snapshot: &mut Snapshot,
+    asked: impl Fn(&str) -> bool,
+    listed: &HashSet<String>,
+    changed: &mut BTreeSet<String>,
+) {
+    snapshot.retain(|id, _| {
+        let gone = asked(id) && !listed.contains(id);
+        if gone {
+            changed.insert(id.clone());
+        }
+        !gone
+    });
 }
 
 /// Whether a record appeared, disappeared, or changed in status, products, token or update
@@ -241,6 +265,21 @@ fn differs(old: Option<&AuthorizationRecord>, new: Option<&AuthorizationRecord>)
         }
         _ => true,
     }
+}
+
+/// The `spec.pollInterval` overrides of the application's AcqpAuthorizations.
+fn overrides(ctx: &Context, key: &AppKey) -> Vec<Duration> {
+    ctx.authorizations_of(key)
+        .iter()
+        .filter_map(|a| a.spec.poll_interval.as_deref())
+        .filter_map(|text| duration::parse(text).ok())
+        .collect()
+}
+
+/// The application's interval, or the shortest override asked for by one of its resources:
+/// polling is shared, so the most impatient resource sets the pace.
+fn effective_interval(application: Duration, overrides: Vec<Duration>) -> Duration {
+    overrides.into_iter().fold(application, Duration::min)
 }
 
 #[cfg(test)]
@@ -272,6 +311,30 @@ mod tests {
 
     fn ids(ids: &[&str]) -> BTreeSet<String> {
         ids.iter().map(|id| (*id).to_owned()).collect()
+    }
+
+    /// What a complete answer of `pages` does to `snapshot` when `asked` names the records
+    /// asked for (every record for a full list); returns the changed acquirers.
+    fn answer(
+        snapshot: &mut Snapshot,
+        pages: Vec<Vec<AuthorizationRecord>>,
+        asked: impl Fn(&str) -> bool,
+    ) -> BTreeSet<String> {
+        let (mut listed, mut changed) = (HashSet::new(), BTreeSet::new());
+        for page in pages {
+            apply_page(snapshot, page, &mut listed, &mut changed);
+        }
+        remove_unlisted(snapshot, asked, &listed, &mut changed);
+        changed
+    }
+
+    /// The changes a full list of `new` makes to `old`.
+    fn changed_acquirers(old: &Snapshot, new: &Snapshot) -> BTreeSet<String> {
+        let mut current = old.clone();
+        let page = new.values().cloned().collect();
+        let changed = answer(&mut current, vec![page], |_| true);
+        assert_eq!(&current, new, "after a full list the snapshot is the list");
+        changed
     }
 
     #[test]
@@ -325,20 +388,22 @@ mod tests {
     }
 
     #[test]
-    fn a_patch_replaces_only_the_asked_records() {
+    fn a_targeted_answer_replaces_only_the_asked_records() {
         let mut current = snapshot([
             record("granted", "t1", &[Product::CashierPayment]),
             record("revoked", "t1", &[Product::CashierPayment]),
             record("same", "t1", &[Product::CashierPayment]),
             record("untouched", "t1", &[Product::CashierPayment]),
         ]);
-        let listed = snapshot([
-            record("granted", "t2", &[Product::CashierPayment]),
-            record("same", "t1", &[Product::CashierPayment]),
-            record("new", "t1", &[Product::AutoDebit]),
-        ]);
+        let pages = vec![
+            vec![
+                record("granted", "t2", &[Product::CashierPayment]),
+                record("same", "t1", &[Product::CashierPayment]),
+            ],
+            vec![record("new", "t1", &[Product::AutoDebit])],
+        ];
         let asked = ids(&["granted", "revoked", "same", "new"]);
-        let changed = patch(&mut current, &asked, listed);
+        let changed = answer(&mut current, pages, |id| asked.contains(id));
         assert_eq!(changed, ids(&["granted", "new", "revoked"]));
         assert_eq!(current["granted"].agent_token, AgentToken::new("t2"));
         assert!(!current.contains_key("revoked"));

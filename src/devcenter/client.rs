@@ -253,6 +253,21 @@ impl DevCenterClient {
         page_size: NonZeroU32,
     ) -> Result<Vec<AuthorizationRecord>, Error> {
         let mut records = Vec::new();
+        self.for_each_authorization_page(filter, page_size, |page| records.extend(page))
+            .await?;
+        Ok(records)
+    }
+
+    /// [`DevCenterClient::list_all_authorizations`], handing each page's records to `visit` as
+    /// it arrives, so a caller that folds them into a structure of its own never holds the whole
+    /// list besides it. After an error, `visit` has seen the pages before it.
+    pub async fn for_each_authorization_page(
+        &self,
+        filter: &AuthorizationFilter,
+        page_size: NonZeroU32,
+        mut visit: impl FnMut(Vec<AuthorizationRecord>),
+    ) -> Result<(), Error> {
+        let mut seen = 0u64;
         for page_number in 1.. {
             let request = AuthorizationInquiryRequest {
                 acquirer_ids: filter.acquirer_ids.clone(),
@@ -263,14 +278,15 @@ impl DevCenterClient {
             };
             let page = self.inquire_authorizations(&request).await?;
             let short_page = page.authorizations.len() < page_size.get() as usize;
-            records.extend(page.authorizations);
+            seen += page.authorizations.len() as u64;
+            visit(page.authorizations);
             // A short page ends the list even if totalCount grew meanwhile; this also bounds the
             // loop against a server whose totalCount never stops growing.
-            if short_page || records.len() as u64 >= page.total_count {
+            if short_page || seen >= page.total_count {
                 break;
             }
         }
-        Ok(records)
+        Ok(())
     }
 
     /// Checks a pushed notification received at `path` and returns its content.
