@@ -258,6 +258,8 @@ async fn run(settings: &Settings) -> (Vec<ScaleResult>, Latency) {
     }
     eprintln!("bench: latency");
     let latency = latency_pass(&bench).await;
+    // Stops the control plane first: `down` finds its processes through the PID files in `dir`.
+    drop(bench);
     let _ = std::fs::remove_dir_all(&dir);
     (scale, latency)
 }
