@@ -33,11 +33,7 @@ impl RetryBackoff {
 
     /// Forgets the failures of `uid` after a successful reconcile.
     pub(crate) fn succeeded(&self, uid: &str) {
-        // Most reconciles succeed without an entry: look before taking the write path.
-        let mut failures = self.failures();
-        if failures.contains_key(uid) {
-            failures.remove(uid);
-        }
+        self.failures().remove(uid);
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
