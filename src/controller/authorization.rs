@@ -1,11 +1,7 @@
 //! The AcqpAuthorization controller: a thin shell that gathers what [`reconcile::decide`] needs,
 //! carries out its actions (Developer Center calls, the Secret, Events) and writes the status.
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use futures::{StreamExt as _, TryStreamExt as _, stream::BoxStream};
 use k8s_openapi::{
@@ -49,58 +45,6 @@ use crate::{
         secret::{DesiredSecret, MANAGED_BY_LABEL, SecretView},
     },
 };
-
-/// The resourceVersion of each AcqpAuthorization as our last status write (or read from the
-/// API server) left it, by UID, until the cache has it: a cached version that differs may
-/// predate that write.
-#[derive(Default)]
-pub struct StatusWrites(std::sync::Mutex<HashMap<String, String>>);
-
-impl StatusWrites {
-    /// Whether the cache's `object` is at least as new as what the operator last wrote or read.
-    fn is_current(&self, object: &AcqpAuthorization) -> bool {
-        let known = self.known();
-        known
-            .get(object.uid().as_deref().unwrap_or_default())
-            .is_none_or(|version| Some(version) == object.metadata.resource_version.as_ref())
-    }
-
-    /// Records the version the API server just returned.
-    fn saw(&self, object: &AcqpAuthorization) {
-        if let (Some(uid), Some(version)) = (object.uid(), object.resource_version()) {
-            self.known().insert(uid, version);
-        }
-    }
-
-    /// Follows the cache's watch: once it delivers the version the operator last wrote or read,
-    /// the cache has caught up and the entry is dropped, so entries exist only while a write is
-    /// in flight.
-    pub(crate) fn observe(&self, event: &watcher::Event<AcqpAuthorization>) {
-        let (watcher::Event::Apply(object) | watcher::Event::InitApply(object)) = event else {
-            return;
-        };
-        let Some(uid) = object.metadata.uid.as_deref() else {
-            return;
-        };
-        let mut known = self.known();
-        if known.get(uid) == object.metadata.resource_version.as_ref() {
-            known.remove(uid);
-        }
-    }
-
-    /// Drops a resource that is going away.
-    fn forget(&self, object: &AcqpAuthorization) {
-        if let Some(uid) = object.uid() {
-            self.known().remove(&uid);
-        }
-    }
-
-    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
 
 /// Keeps the token Secret until the operator has deleted or released it.
 const FINALIZER: &str = "acqp-operator.io/token-secret";
@@ -164,10 +108,7 @@ pub async fn run(
         .modify(|a| a.managed_fields_mut().clear())
         .inspect_ok({
             let ctx = ctx.clone();
-            move |event| {
-                ctx.claims.observe(event);
-                ctx.status_writes.observe(event);
-            }
+            move |event| ctx.claims.observe(event)
         })
         .reflect(writers.authorizations)
         .touched_objects()
@@ -238,8 +179,9 @@ fn error_policy(object: Arc<AcqpAuthorization>, error: &Error, ctx: Arc<Context>
 /// Secret outside the operator's label selection (one it does not own) is never in it. Acting on
 /// such a view would repeat the last transition's side effects (a second UrlIssued Event and
 /// webhook, a second Authorized Event) or overwrite a foreign Secret. So a decision with actions
-/// is made again on fresh reads before anything is done: the resource when its cached version
-/// is not the one our last status write returned, and the Secret when the decision writes it.
+/// is made again on fresh reads before anything is done: the resource, and the Secret when the
+/// decision writes it. (Skipping the resource read while the cache held the version our last
+/// status write returned raced with the watch once in CI and repeated an Authorized Event.)
 /// Steady-state reconciles have no actions and send nothing to the API server.
 async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Error> {
     let namespace = object.namespace().unwrap_or_default();
@@ -251,21 +193,14 @@ async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Err
         write_status(object, &cached.status, ctx).await?;
         return Ok(Requeue::requeue(cached.requeue_after));
     }
-    let latest = if ctx.status_writes.is_current(object) {
-        object.clone()
-    } else {
-        let api: Api<AcqpAuthorization> = Api::namespaced(ctx.client.clone(), &namespace);
-        match api.get_opt(&object.name_any()).await? {
-            // Gone or being deleted: the finalizer's cleanup runs on the next event.
-            None => return Ok(Requeue::await_change()),
-            Some(latest) if latest.metadata.deletion_timestamp.is_some() => {
-                return Ok(Requeue::await_change());
-            }
-            Some(latest) => {
-                ctx.status_writes.saw(&latest);
-                latest
-            }
+    let api: Api<AcqpAuthorization> = Api::namespaced(ctx.client.clone(), &namespace);
+    let latest = match api.get_opt(&object.name_any()).await? {
+        // Gone or being deleted: the finalizer's cleanup runs on the next event.
+        None => return Ok(Requeue::await_change()),
+        Some(latest) if latest.metadata.deletion_timestamp.is_some() => {
+            return Ok(Requeue::await_change());
         }
+        Some(latest) => latest,
     };
     let writes_secret = cached
         .actions
@@ -567,17 +502,14 @@ async fn write_status(
         "status": status,
     });
     let params = PatchParams::apply(MANAGER).force();
-    let written = api
-        .patch_status(&object.name_any(), &params, &Patch::Apply(&patch))
+    api.patch_status(&object.name_any(), &params, &Patch::Apply(&patch))
         .await?;
-    ctx.status_writes.saw(&written);
     Ok(())
 }
 
 /// On deletion: delete the Secret (Delete) or release it by dropping our owner reference
 /// (Retain). Only Kubernetes is touched, so deletion never waits for the Developer Center.
 async fn cleanup(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Error> {
-    ctx.status_writes.forget(object);
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     let name = object.token_secret_name();

@@ -15,7 +15,6 @@ use kube::{
 use tokio::sync::{mpsc, watch};
 
 use super::{
-    authorization::StatusWrites,
     backoff::RetryBackoff,
     claims::{ClaimIndex, ClaimKey},
     metrics::Metrics,
@@ -58,8 +57,6 @@ pub struct Context {
     pub(crate) retries: RetryBackoff,
     /// Which AcqpAuthorizations claim each ACQP, kept with `authorizations`.
     pub(crate) claims: ClaimIndex,
-    /// What the AcqpAuthorization controller's status writes returned.
-    pub(crate) status_writes: StatusWrites,
     /// The rate limit of each application's Developer Center client.
     pub rate_limit: RateLimit,
     wakes: mpsc::UnboundedSender<ObjectRef<AcqpAuthorization>>,
@@ -93,7 +90,6 @@ impl Context {
             concurrency,
             retries: RetryBackoff::default(),
             claims: ClaimIndex::default(),
-            status_writes: StatusWrites::default(),
             rate_limit,
             wakes,
             stop: watch::Sender::new(false),
