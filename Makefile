@@ -3,22 +3,23 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test demo bench chaos crds fmt lint control-plane image image-test help
+.PHONY: test demo deps bench chaos crds fmt lint control-plane image image-test help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: control-plane lint ## Everything: formatting, clippy, unit, integration and end-to-end tests
+test: deps lint ## Everything: formatting, clippy, unit, integration and end-to-end tests
+	@echo "[test] building the test binaries (a first build takes about 10 minutes on 2 cores; cached in $${CARGO_TARGET_DIR:-target}), then running them"
 	$(CARGO) test --all-targets --no-fail-fast
 
-demo: control-plane ## Control plane + simulator + operator, walked through invite → grant → rotation → revocation
+demo: deps ## Control plane + simulator + operator, walked through invite → grant → rotation → revocation
 	hack/demo
 
-bench: control-plane ## Micro-benchmarks, then the scale run on a real control plane; writes BENCHMARKS.md
+bench: deps ## Micro-benchmarks, then the scale run on a real control plane; writes BENCHMARKS.md
 	$(CARGO) bench --bench decide --bench signing
 	$(CARGO) bench --bench scale
 
-chaos: control-plane ## Full chaos runs: 200 resources under faults, 10 SIGKILLs, failover, control-plane and simulator restarts
+chaos: deps ## Full chaos runs: 200 resources under faults, 10 SIGKILLs, failover, control-plane and simulator restarts
 	ACQP_CHAOS_FULL=1 $(CARGO) test --test chaos --test chaos_control_plane -- --nocapture --test-threads=1
 
 crds: ## Regenerate crds/ from the Rust types
@@ -29,6 +30,7 @@ fmt: ## Format the code
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --check
+	@echo "[lint] clippy on every target (a first run compiles the dependencies: several minutes; cached in $${CARGO_TARGET_DIR:-target})"
 	$(CARGO) clippy --all-targets -- -D warnings
 
 image: ## Build the container image without Docker (OCI layout + docker archive under target/image/)
@@ -36,6 +38,10 @@ image: ## Build the container image without Docker (OCI layout + docker archive 
 
 image-test: ## Build the image and inspect it: entrypoint, non-root user, no shell, size
 	$(CARGO) test --test image -- --ignored
+
+deps: ## Install what a fresh machine lacks (Debian packages, Go builds); quick when all is present
+	hack/deps
+	hack/control-plane ensure
 
 control-plane: ## Build etcd, kube-apiserver and helm from pinned Go modules (once; cached)
 	hack/control-plane ensure

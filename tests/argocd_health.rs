@@ -138,7 +138,7 @@ fn health(object: &Value) -> (String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| {
-            panic!("cannot run lua5.1 ({e}): install Debian's lua5.1 package (.ci/run does)")
+            panic!("cannot run lua5.1 ({e}): install Debian's lua5.1 package (`hack/deps` does, and `make test` runs it)")
         });
     child
         .stdin

@@ -1,8 +1,8 @@
 //! The consent page in a real headless Chromium, driven through chromedriver (WebDriver):
 //! authorize, skip then authorize, missing terms, and reuse of a completed URL.
 //!
-//! Needs Debian's `chromium` and `chromium-driver` packages (`.ci/run` installs them); without
-//! them the tests fail and say so.
+//! Needs Debian's `chromium` and `chromium-driver` packages (`hack/deps`, which `make test`
+//! runs, installs them); without them the tests fail and say so.
 
 mod sim_support;
 

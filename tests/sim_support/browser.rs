@@ -1,8 +1,8 @@
 //! A headless Chromium driven through chromedriver (WebDriver), shared by
 //! `tests/consent_page.rs` and `tests/operator.rs`.
 //!
-//! Needs Debian's `chromium` and `chromium-driver` packages (`.ci/run` installs them); without
-//! them the tests fail and say so.
+//! Needs Debian's `chromium` and `chromium-driver` packages (`hack/deps`, which `make test`
+//! runs, installs them); without them the tests fail and say so.
 
 use std::{
     os::unix::process::CommandExt,
@@ -45,7 +45,7 @@ impl Browser {
         let missing = |what: &str| {
             panic!(
                 "{what} not found in PATH: install Debian's chromium and chromium-driver \
-                 (apt-get install -y chromium chromium-driver; .ci/run does this)"
+                 (`hack/deps` does, and `make test` runs it)"
             )
         };
         let chromium = find_in_path("chromium").unwrap_or_else(|| missing("chromium"));
