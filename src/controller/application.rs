@@ -161,6 +161,7 @@ async fn reconcile(
         }
         Ok(client) => {
             let (facts, answered) = inquire(&app, &ctx, &client, previous.as_deref()).await;
+            let facts = facts.with_poll_outcome(previous.as_deref(), &source);
             (Some(client), facts, answered)
         }
     };
@@ -177,7 +178,7 @@ async fn reconcile(
         (_, Some(previous)) => previous.failures + 1,
         (_, None) => 1,
     };
-    let ready = facts.readiness == Readiness::Ready;
+    let polls = facts.polls();
     let facts_changed = previous.as_ref().is_none_or(|p| p.facts != facts);
     let mut entry = Application::new(key.clone(), source, client, facts, poll_interval);
     entry.failures = failures;
@@ -185,7 +186,7 @@ async fn reconcile(
     let poller_ctx = ctx.clone();
     let poller_key = key.clone();
     ctx.applications
-        .ensure_poller(&key, ready, || poller::spawn(poller_ctx, poller_key));
+        .ensure_poller(&key, polls, || poller::spawn(poller_ctx, poller_key));
     // A deletion seen while this reconcile ran must not leave a stale entry (and poller) behind.
     if store.get(&ObjectRef::from_obj(&*app)).is_none() {
         ctx.applications.remove(&key);
@@ -413,6 +414,7 @@ fn classify(
                 spec.credentials_secret_ref.dev_center_public_key_key
             ),
         ),
+        E::OverLimit { .. } => (NotReadyReason::ContractViolation, error.to_string()),
         E::Unavailable { .. } | E::Protocol { .. } | E::Setup(_) => (
             NotReadyReason::DevCenterUnavailable,
             format!("{error}; retrying"),

@@ -313,7 +313,7 @@ mod tests {
         let app = registry.get(namespace, "demo").unwrap();
         let woken = app.refresh_requested().now_or_never().is_some();
         let expected: &[&str] = if woken { &["1022188000000000001"] } else { &[] };
-        assert!(app.take_notified().iter().eq(expected));
+        assert!(app.take_notified().unwrap().iter().eq(expected));
         woken
     }
 

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use super::{
     Error,
+    limits::{self, ListBudget},
     signing::{self, SigningKey, VerifyingKey},
     wire::{
         APPLICATION_INQUIRY_PATH, AUTHORIZATION_INQUIRY_PATH, ApplicationInquiryRequest,
@@ -253,21 +254,27 @@ impl DevCenterClient {
         page_size: NonZeroU32,
     ) -> Result<Vec<AuthorizationRecord>, Error> {
         let mut records = Vec::new();
-        self.for_each_authorization_page(filter, page_size, |page| records.extend(page))
-            .await?;
+        self.for_each_authorization_page(filter, page_size, |page| {
+            records.extend(page);
+            Ok(())
+        })
+        .await?;
         Ok(records)
     }
 
     /// [`DevCenterClient::list_all_authorizations`], handing each page's records to `visit` as
     /// it arrives, so a caller that folds them into a structure of its own never holds the whole
-    /// list besides it. After an error, `visit` has seen the pages before it.
+    /// list besides it; an error from `visit` ends the list with that error. After an error,
+    /// `visit` has seen the pages before it. Every page is checked against
+    /// [`super::limits`] first: past a bound the list ends with [`Error::OverLimit`].
     pub async fn for_each_authorization_page(
         &self,
         filter: &AuthorizationFilter,
         page_size: NonZeroU32,
-        mut visit: impl FnMut(Vec<AuthorizationRecord>),
+        mut visit: impl FnMut(Vec<AuthorizationRecord>) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let mut seen = 0u64;
+        let mut budget = ListBudget::default();
         for page_number in 1.. {
             let request = AuthorizationInquiryRequest {
                 acquirer_ids: filter.acquirer_ids.clone(),
@@ -277,11 +284,18 @@ impl DevCenterClient {
                 page_number,
             };
             let page = self.inquire_authorizations(&request).await?;
+            // Checked before the page is handed on: past a bound, nothing of it is kept.
+            budget
+                .admit(page_size.get(), page.total_count, &page.authorizations)
+                .map_err(|bound| Error::OverLimit {
+                    path: AUTHORIZATION_INQUIRY_PATH,
+                    bound,
+                })?;
             let short_page = page.authorizations.len() < page_size.get() as usize;
             seen += page.authorizations.len() as u64;
-            visit(page.authorizations);
-            // A short page ends the list even if totalCount grew meanwhile; this also bounds the
-            // loop against a server whose totalCount never stops growing.
+            visit(page.authorizations)?;
+            // A short page ends the list even if totalCount grew meanwhile; the budget ends
+            // it against a server whose totalCount never stops growing.
             if short_page || seen >= page.total_count {
                 break;
             }
@@ -302,10 +316,23 @@ impl DevCenterClient {
         body: &[u8],
     ) -> Result<Notification, Error> {
         self.authenticate(path, signing::REQUEST_TIME_HEADER, headers, body)?;
-        serde_json::from_slice(body).map_err(|e| Error::Protocol {
-            path: path.to_owned(),
-            reason: format!("the notification is not valid: {e}"),
-        })
+        let notification: Notification =
+            serde_json::from_slice(body).map_err(|e| Error::Protocol {
+                path: path.to_owned(),
+                reason: format!("the notification is not valid: {e}"),
+            })?;
+        // The ID is remembered until the next poll: bounded like the IDs of listed records.
+        let id_bytes = notification.acquirer_id.len();
+        if id_bytes > limits::MAX_ACQUIRER_ID_BYTES {
+            return Err(Error::Protocol {
+                path: path.to_owned(),
+                reason: format!(
+                    "the notification's acquirerId is {id_bytes} bytes, over {}",
+                    limits::MAX_ACQUIRER_ID_BYTES
+                ),
+            });
+        }
+        Ok(notification)
     }
 
     /// Whether a notification that [`Self::verify_notification`] accepted arrives for the first

@@ -5,6 +5,7 @@
 
 mod client;
 mod error;
+pub mod limits;
 pub mod signing;
 pub mod wire;
 
