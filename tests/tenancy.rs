@@ -334,3 +334,137 @@ async fn a_hostile_endpoint_paging_at_full_speed_harms_only_its_own_application(
     let demo = env.ready("dcapp/demo").unwrap();
     assert_eq!(demo["status"], "True", "{demo}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Where a tenant can make the operator go
+// ---------------------------------------------------------------------------------------------
+
+/// A loopback listener that counts the connections it accepts and answers none.
+async fn counting_listener() -> (u16, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    (port, accepted)
+}
+
+/// Hole (SSRF): the operator POSTed signed requests to any address a tenant named, loopback
+/// and the metadata service included, and the connect error came back in the Ready message.
+/// With the default policy (here the allowlist names only a documentation address, so loopback
+/// is not allowed) every such application is `EndpointNotAllowed`, the message names the
+/// policy, and nothing connects to the listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applications_cannot_point_the_operator_at_internal_addresses() {
+    let (port, reached) = counting_listener().await;
+    let env = Env::new("ssrf", &["--endpoint-allowlist=192.0.2.1"]).await;
+    env.apply(&support::fixture::example_application(
+        &env.api.endpoint,
+        "1s",
+    ));
+    let endpoints = [
+        ("by-address", format!("http://127.0.0.1:{port}")),
+        ("by-name", format!("http://localhost:{port}")),
+        ("metadata", "http://169.254.169.254".to_owned()),
+    ];
+    for (name, endpoint) in &endpoints {
+        env.apply_application(name, HOSTILE, endpoint);
+    }
+    for (name, endpoint) in &endpoints {
+        let ready = env
+            .wait_ready(&format!("dcapp/{name}"), "False", "EndpointNotAllowed")
+            .await;
+        let message = ready["message"].as_str().unwrap();
+        assert!(message.contains("endpoint policy"), "{endpoint}: {message}");
+        assert!(!message.contains("refused ("), "{endpoint}: {message}");
+        assert!(!message.to_lowercase().contains("connection"), "{endpoint}: {message}");
+    }
+    // Even the simulator, on loopback, is out of reach for this operator.
+    env.wait_ready("dcapp/demo", "False", "EndpointNotAllowed")
+        .await;
+    assert_eq!(reached.load(Ordering::SeqCst), 0, "an internal address was connected to");
+}
+
+/// Hole: an endpoint answering 307 received nothing itself but had the operator re-post its
+/// signed `application/inquiry` to the redirect target. Now the application reports the
+/// redirect and the target hears nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirecting_endpoint_gets_nothing_forwarded() {
+    let (target_port, reached) = counting_listener().await;
+    let location = format!("http://127.0.0.1:{target_port}/devcenter/api/v1/application/inquiry");
+    let redirecting = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", redirecting.local_addr().unwrap());
+    let app = Router::new().fallback(move || {
+        let location = location.clone();
+        async move {
+            (
+                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                [("location", location)],
+                "",
+            )
+        }
+    });
+    tokio::spawn(async move { axum::serve(redirecting, app).await });
+    let env = Env::new("redirect", &[]).await;
+    env.apply(&support::fixture::example_application(
+        &env.api.endpoint,
+        "1s",
+    ));
+    env.apply_application("redirecting", HOSTILE, &endpoint);
+    let ready = env
+        .wait_ready("dcapp/redirecting", "False", "DevCenterUnavailable")
+        .await;
+    let message = ready["message"].as_str().unwrap();
+    assert!(message.contains("never follows"), "{message}");
+    assert_eq!(reached.load(Ordering::SeqCst), 0, "the redirect was followed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// What /notify tells a caller who cannot sign
+// ---------------------------------------------------------------------------------------------
+
+/// Hole: refusals carried the verification error (naming the namespace and Secret of a key),
+/// and INVALID_CLIENT versus INVALID_SIGNATURE told which Client-Ids are registered. Now every
+/// unauthenticated notification gets the same status and body, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_notifications_all_get_one_answer() {
+    let env = Env::new("notify-refusals", &[]).await;
+    env.apply(&support::fixture::example_application(
+        &env.api.endpoint,
+        "1s",
+    ));
+    env.wait_ready("dcapp/demo", "True", "Connected").await;
+    let forger = SigningKey::from_pem("forger", &pem("examples/keys/tsp-private.pem")).unwrap();
+    let body = br#"{"notifyType":"AUTHORIZATION_STATUS_CHANGED","acquirerId":"1022188000000000001","status":"Active","updateTime":"2026-11-27T04:08:56Z"}"#;
+    let http = reqwest::Client::new();
+    let mut answers = Vec::new();
+    // A registered Client-Id with a forged signature, an unknown one, and none at all.
+    for client_id in [Some(DEMO), Some("SANDBOX_NOT_REGISTERED"), None] {
+        let mut request = http
+            .post(env.operator.notify_url())
+            .header(CONTENT_TYPE, JSON_UTF8)
+            .body(body.to_vec());
+        if let Some(client_id) = client_id {
+            let time = signing::now();
+            let signature = signing::sign(&forger, "/notify", client_id, &time, body);
+            request = request
+                .header(signing::CLIENT_ID_HEADER, client_id)
+                .header(signing::REQUEST_TIME_HEADER, time)
+                .header(signing::SIGNATURE_HEADER, signature);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        answers.push((client_id, status, response.text().await.unwrap()));
+    }
+    for (client_id, status, text) in &answers {
+        assert_eq!(status.as_u16(), 401, "{client_id:?}: {text}");
+        assert_eq!(text, &answers[0].2, "{client_id:?} is told apart");
+        assert!(!text.contains(&env.ns), "{client_id:?}: {text}");
+    }
+}

@@ -125,14 +125,46 @@ impl Default for TokenSecret {
     }
 }
 
+/// Key prefixes of Secret-replication controllers: a Secret carrying one of them is copied
+/// into other namespaces (Reflector by emberstack, kubed and its successor config-syncer by
+/// AppsCode, mittwald's Replicator). Refused in `tokenSecret.template` at admission, so an
+/// Agent-Token never leaves the namespace its AcqpAuthorization lives in. A cluster admin adds
+/// more with the chart's `tokenSecretTemplate.deniedKeyPrefixes`.
+pub const REPLICATION_KEY_PREFIXES: [&str; 3] = [
+    "reflector.v1.k8s.emberstack.com/",
+    "kubed.appscode.com/",
+    "replicator.v1.mittwald.de/",
+];
+
+/// The CEL rule refusing [`REPLICATION_KEY_PREFIXES`] among a map's keys.
+fn no_replication_keys(field: &str) -> kube::core::Rule {
+    let prefixes = REPLICATION_KEY_PREFIXES
+        .iter()
+        .map(|p| format!("'{p}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let message = format!(
+        "tokenSecret.template.{field} must not use the keys of Secret-replication controllers \
+         ({}...): they would copy the Agent-Token into other namespaces",
+        REPLICATION_KEY_PREFIXES.join("..., ")
+    );
+    kube::core::Rule::new(format!(
+        "self.all(k, ![{prefixes}].exists(p, k.startsWith(p)))"
+    ))
+    .message(message.as_str())
+}
+
 /// Extra metadata for the token Secret.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 pub struct SecretTemplate {
     /// Labels added to the Secret.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = no_replication_keys("labels"))]
     pub labels: BTreeMap<String, String>,
-    /// Annotations added to the Secret.
+    /// Annotations added to the Secret. The keys of Secret-replication controllers (Reflector,
+    /// kubed, Replicator) are refused: they would copy the token into other namespaces.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = no_replication_keys("annotations"))]
     pub annotations: BTreeMap<String, String>,
 }
 

@@ -81,11 +81,8 @@ pub(crate) async fn run(ctx: Arc<Context>) {
     let (store, writer) = reflector::store();
     let forget_ctx = ctx.clone();
     let forget_store = store.clone();
-    let stream = watcher(
-        ctx.api::<DeveloperCenterApplication>(),
-        watcher::Config::default(),
-    )
-    .default_backoff()
+    let stream = ctx
+        .watch::<DeveloperCenterApplication>(watcher::Config::default(), store.clone())
     .reflect(writer)
     .inspect_ok(move |event| forget_deleted(&forget_ctx, &forget_store, event))
     .applied_objects()
@@ -304,6 +301,8 @@ async fn load_client(
         let mut config =
             ClientConfig::new(endpoint, &app.spec.client_id, signing_key, devcenter_key);
         config.rate_limit = ctx.rate_limit;
+        config.endpoint_policy = ctx.endpoint_policy.clone();
+        config.https_only = app.spec.environment == crate::api::Environment::Production;
         DevCenterClient::new(config)
             .map_err(|e| (NotReadyReason::DevCenterUnavailable, e.to_string()))
     };
@@ -415,6 +414,7 @@ fn classify(
             ),
         ),
         E::OverLimit { .. } => (NotReadyReason::ContractViolation, error.to_string()),
+        E::NotAllowed { .. } => (NotReadyReason::EndpointNotAllowed, error.to_string()),
         E::Unavailable { .. } | E::Protocol { .. } | E::Setup(_) => (
             NotReadyReason::DevCenterUnavailable,
             format!("{error}; retrying"),

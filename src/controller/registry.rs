@@ -44,6 +44,8 @@ pub enum NotReadyReason {
     PermissionDenied,
     /// An authentic answer went past what the operator holds for one application.
     ContractViolation,
+    /// The operator's endpoint policy refuses `spec.endpoint`: nothing is sent there.
+    EndpointNotAllowed,
 }
 
 impl NotReadyReason {
@@ -57,6 +59,7 @@ impl NotReadyReason {
             NotReadyReason::DevCenterUnavailable => "DevCenterUnavailable",
             NotReadyReason::PermissionDenied => "PermissionDenied",
             NotReadyReason::ContractViolation => "ContractViolation",
+            NotReadyReason::EndpointNotAllowed => "EndpointNotAllowed",
         }
     }
 }

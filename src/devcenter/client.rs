@@ -22,6 +22,7 @@ use tokio::time::Instant;
 use super::{
     Error,
     limits::{self, ListBudget},
+    policy::{self, EndpointPolicy},
     signing::{self, SigningKey, VerifyingKey},
     wire::{
         APPLICATION_INQUIRY_PATH, AUTHORIZATION_INQUIRY_PATH, ApplicationInquiryRequest,
@@ -67,6 +68,12 @@ pub struct ClientConfig {
     pub retry_max_delay: Duration,
     /// How fast this client may send, retries included.
     pub rate_limit: RateLimit,
+    /// Where the client may connect. [`ClientConfig::new`] allows any address, for a client
+    /// aimed at an endpoint its user chose; the operator, which serves many tenants, sets the
+    /// policy of its `--endpoint-allowlist`.
+    pub endpoint_policy: Arc<EndpointPolicy>,
+    /// Refuse plain HTTP (Production applications: TLS protects the tokens in the answers).
+    pub https_only: bool,
 }
 
 /// A token bucket: up to `burst` requests at once, refilled at `requests_per_second`. Bursts
@@ -111,6 +118,8 @@ impl ClientConfig {
             retry_base_delay: Duration::from_millis(200),
             retry_max_delay: Duration::from_secs(5),
             rate_limit: RateLimit::default(),
+            endpoint_policy: Arc::new(EndpointPolicy::any_address()),
+            https_only: false,
         }
     }
 }
@@ -203,9 +212,9 @@ enum AttemptError {
 impl DevCenterClient {
     /// Builds a client; fails only if the HTTP stack cannot be set up (no TLS crypto provider).
     pub fn new(config: ClientConfig) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
+        let http = config
+            .endpoint_policy
+            .http_client(config.timeout, config.https_only)
             .map_err(|e| Error::Setup(describe(&e)))?;
         let base_url = config.endpoint.as_str().trim_end_matches('/').to_owned();
         let base_path = config.endpoint.path().trim_end_matches('/').to_owned();
@@ -335,6 +344,11 @@ impl DevCenterClient {
         Ok(notification)
     }
 
+    /// The key answers and notifications must be signed with.
+    pub fn devcenter_key(&self) -> &VerifyingKey {
+        &self.inner.config.devcenter_key
+    }
+
     /// Whether a notification that [`Self::verify_notification`] accepted arrives for the first
     /// time (within the freshness window), judged by its signature. A duplicate should still be
     /// acknowledged, as the sender may have lost the first answer, but needs no new refresh:
@@ -460,6 +474,16 @@ impl DevCenterClient {
             limiter,
             seen: _,
         } = &*self.inner;
+        // Before anything is signed or sent: a scheme or an address the policy refuses.
+        config
+            .endpoint_policy
+            .check_url(&config.endpoint, config.https_only)
+            .map_err(|refusal| {
+                AttemptError::Final(Error::NotAllowed {
+                    path,
+                    reason: refusal.to_string(),
+                })
+            })?;
         limiter.acquire().await;
         let signed_path = format!("{base_path}{path}");
         let time = signing::now();
@@ -476,8 +500,24 @@ impl DevCenterClient {
             .body(body.to_vec())
             .send()
             .await
-            .map_err(|e| AttemptError::Transient(describe(&e)))?;
+            .map_err(|e| match policy::refusal_in(&e) {
+                Some(refusal) => AttemptError::Final(Error::NotAllowed {
+                    path,
+                    reason: refusal.to_string(),
+                }),
+                None => AttemptError::Transient(describe(&e)),
+            })?;
         let status = response.status();
+        // Never followed: a redirect would carry the signed request to a URL no one checked.
+        if status.is_redirection() {
+            return Err(AttemptError::Final(Error::Protocol {
+                path: signed_path,
+                reason: format!(
+                    "HTTP {status}: the endpoint answers with a redirect, which the operator \
+                     never follows; set spec.endpoint to the URL that serves the API itself"
+                ),
+            }));
+        }
         // Load balancers answer these without a signature; they say nothing about our request.
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             return Err(AttemptError::Transient(format!("HTTP {status}")));
@@ -655,19 +695,29 @@ fn backoff(config: &ClientConfig, attempts: u32) -> Duration {
     delay / 2 + delay.mul_f64(rand::rng().random_range(0.0..=0.5))
 }
 
-/// A reqwest error with its causes: the top-level message alone says only "error sending request".
+/// What kind of transport failure `error` is, in words a tenant may read (they end up in the
+/// application's Ready message): the kind, never what the network said, so the operator cannot
+/// serve as a probe of addresses and ports. The whole chain is logged at debug level.
 fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        error.to_string()
-    };
+    let mut chain = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
-        text = format!("{text}: {cause}");
+        chain = format!("{chain}: {cause}");
         source = cause.source();
     }
-    text
+    tracing::debug!(error = %chain, "Developer Center transport error");
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "cannot connect to the endpoint"
+    } else if error.is_body() || error.is_decode() {
+        "the connection broke while the answer was read"
+    } else if error.is_builder() {
+        "the HTTP client cannot be set up"
+    } else {
+        "the request failed (no answer)"
+    };
+    kind.to_owned()
 }
 
 /// The generic cell rate algorithm (GCRA), the token bucket without a refill task: each caller

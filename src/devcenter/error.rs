@@ -53,6 +53,14 @@ pub enum Error {
         /// Which bound the answer broke (never the answer's content).
         bound: String,
     },
+    /// The operator's endpoint policy refuses the endpoint: nothing was sent.
+    #[error("the operator refused to call {path}: {reason}")]
+    NotAllowed {
+        /// The API path that was to be called.
+        path: &'static str,
+        /// The policy's reason, naming the policy (never what resolution found).
+        reason: String,
+    },
     /// The HTTP client could not be built (e.g. no TLS crypto provider installed).
     #[error("cannot set up the Developer Center client: {0}")]
     Setup(String),
@@ -72,6 +80,7 @@ impl Error {
             Error::Unverified { .. } => "unverified",
             Error::Protocol { .. } => "protocol",
             Error::OverLimit { .. } => "over_limit",
+            Error::NotAllowed { .. } => "not_allowed",
             Error::Setup(_) => "setup",
         }
     }

@@ -214,7 +214,9 @@ impl EndpointPolicy {
 }
 
 /// The error chain of a failed request holds a [`PolicyRefusal`] if the policy refused it.
-pub fn refusal_in(error: &(dyn std::error::Error + 'static)) -> Option<&PolicyRefusal> {
+pub fn refusal_in<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a PolicyRefusal> {
     let mut source = Some(error);
     while let Some(cause) = source {
         if let Some(refusal) = cause.downcast_ref::<PolicyRefusal>() {
@@ -255,7 +257,9 @@ impl Resolve for PolicyResolver {
                 }
             };
             if allowed.is_empty() {
-                return Err(Box::new(PolicyRefusal(REFUSED_HOST.to_owned())) as _);
+                let refusal: Box<dyn std::error::Error + Send + Sync> =
+                    Box::new(PolicyRefusal(REFUSED_HOST.to_owned()));
+                return Err(refusal);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
