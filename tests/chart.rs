@@ -273,9 +273,8 @@ async fn default_values_render_manifests_the_api_server_accepts() {
     // (which reads Secrets anyway) and admin, never into view.
     let aggregation = |name: &str| {
         let labels = &find(&objects, "ClusterRole", name)["metadata"]["labels"];
-        ["view", "edit", "admin"].map(|role| {
-            labels[format!("rbac.authorization.k8s.io/aggregate-to-{role}")] == "true"
-        })
+        ["view", "edit", "admin"]
+            .map(|role| labels[format!("rbac.authorization.k8s.io/aggregate-to-{role}")] == "true")
     };
     assert_eq!(aggregation("acqp-acqp-operator-view"), [true, true, true]);
     assert_eq!(
@@ -335,7 +334,11 @@ async fn non_default_values_render_manifests_the_api_server_accepts() {
         "namespaced mode binds nothing cluster-wide to the operator (the ClusterRoles are the \
          users' roles)"
     );
-    let edit_applications = find(&objects, "ClusterRole", "custom-acqp-operator-edit-applications");
+    let edit_applications = find(
+        &objects,
+        "ClusterRole",
+        "custom-acqp-operator-edit-applications",
+    );
     assert_eq!(
         edit_applications["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"],
         Value::Null,
@@ -685,7 +688,12 @@ async fn namespaced_mode_cannot_touch_other_namespaces() {
             ("watch", "secrets", &watched, true),
             ("get", "secrets", &second, true),
             ("create", "secrets", &second, true),
-            ("watch", "developercenterapplications.acqp-operator.io", &second, true),
+            (
+                "watch",
+                "developercenterapplications.acqp-operator.io",
+                &second,
+                true,
+            ),
             (
                 "patch",
                 "acqpauthorizations.acqp-operator.io/status",
@@ -1025,7 +1033,11 @@ async fn the_template_policy_and_user_roles_hold_once_installed() {
     }
     std::fs::write(&file, authorization("reloader.stakater.com/auto")).unwrap();
     let out = cluster.kubectl_in(&team, &["apply", "--dry-run=server", "-f", path]);
-    assert!(out.status.success(), "an ordinary annotation: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "an ordinary annotation: {}",
+        text(&out)
+    );
 
     cluster.kubectl_ok(&[
         "create",
@@ -1042,11 +1054,31 @@ async fn the_template_policy_and_user_roles_hold_once_installed() {
         &[
             ("create", "acqpauthorizations.acqp-operator.io", &team, true),
             ("patch", "acqpauthorizations.acqp-operator.io", &team, true),
-            ("get", "developercenterapplications.acqp-operator.io", &team, true),
-            ("create", "developercenterapplications.acqp-operator.io", &team, false),
-            ("patch", "developercenterapplications.acqp-operator.io", &team, false),
+            (
+                "get",
+                "developercenterapplications.acqp-operator.io",
+                &team,
+                true,
+            ),
+            (
+                "create",
+                "developercenterapplications.acqp-operator.io",
+                &team,
+                false,
+            ),
+            (
+                "patch",
+                "developercenterapplications.acqp-operator.io",
+                &team,
+                false,
+            ),
             ("get", "secrets", &team, false),
-            ("create", "acqpauthorizations.acqp-operator.io", &namespace, false),
+            (
+                "create",
+                "acqpauthorizations.acqp-operator.io",
+                &namespace,
+                false,
+            ),
         ],
     );
     helm_ok(

@@ -588,7 +588,10 @@ async fn the_default_policy_refuses_internal_addresses_and_sends_nothing() {
         config.endpoint_policy = Arc::new(EndpointPolicy::default());
         let error = client_with(config).inquire_application().await.unwrap_err();
         let text = error.to_string();
-        assert!(matches!(error, Error::NotAllowed { .. }), "{endpoint}: {text}");
+        assert!(
+            matches!(error, Error::NotAllowed { .. }),
+            "{endpoint}: {text}"
+        );
         assert!(text.contains("endpoint policy"), "{endpoint}: {text}");
         assert!(!error.is_retryable(), "{endpoint}");
         for probe_result in ["Connection refused", "os error", "127.0.0.1", "::1"] {
@@ -598,7 +601,11 @@ async fn the_default_policy_refuses_internal_addresses_and_sends_nothing() {
             );
         }
     }
-    assert_eq!(reached.load(Ordering::SeqCst), 0, "a refused address was connected to");
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "a refused address was connected to"
+    );
 }
 
 /// The allowlist admits exactly what it names: loopback allowed, the call goes through.

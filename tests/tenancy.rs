@@ -85,7 +85,9 @@ impl Env {
     }
 
     fn get(&self, what: &str) -> Option<Value> {
-        let out = self.cluster.kubectl_in(&self.ns, &["get", what, "-o", "json"]);
+        let out = self
+            .cluster
+            .kubectl_in(&self.ns, &["get", what, "-o", "json"]);
         out.status
             .success()
             .then(|| serde_json::from_slice(&out.stdout).unwrap())
@@ -204,7 +206,9 @@ impl TenantDevCenter {
                 "result": success, "applicationName": "tenant", "environment": "Sandbox",
                 "role": "DeveloperAdmin", "integratedProducts": ["CashierPayment"],
             }),
-            "/devcenter/api/v1/authorizations/inquiry" if server.hostile.load(Ordering::Relaxed) => {
+            "/devcenter/api/v1/authorizations/inquiry"
+                if server.hostile.load(Ordering::Relaxed) =>
+            {
                 server.pages_served.fetch_add(1, Ordering::Relaxed);
                 let page = request["pageNumber"].as_u64().unwrap_or(1);
                 let size = request["pageSize"].as_u64().unwrap_or(100);
@@ -294,7 +298,10 @@ async fn a_hostile_endpoint_paging_at_full_speed_harms_only_its_own_application(
         message.contains("the operator holds for one application"),
         "{message}"
     );
-    assert!(!message.contains("xxxx"), "the message repeats the answer: {message}");
+    assert!(
+        !message.contains("xxxx"),
+        "the message repeats the answer: {message}"
+    );
     println!(
         "TENANCY contract violation reported after {:?}",
         started.elapsed()
@@ -303,7 +310,10 @@ async fn a_hostile_endpoint_paging_at_full_speed_harms_only_its_own_application(
     // The other tenant's grant, while the endpoint keeps paging.
     tokio::time::sleep(Duration::from_secs(20)).await;
     env.api
-        .sim_ok(&format!("/sim/acqp/{ACME}/authorize"), &json!({"clientId": DEMO}))
+        .sim_ok(
+            &format!("/sim/acqp/{ACME}/authorize"),
+            &json!({"clientId": DEMO}),
+        )
         .await;
     let granted = Instant::now();
     env.wait_ready("acqpauth/acme", "True", "Authorized").await;
@@ -320,7 +330,10 @@ async fn a_hostile_endpoint_paging_at_full_speed_harms_only_its_own_application(
         peak as f64 / 1024.0,
         rss_before as f64 / 1024.0
     );
-    assert!(pages >= 100, "the endpoint was asked for only {pages} pages");
+    assert!(
+        pages >= 100,
+        "the endpoint was asked for only {pages} pages"
+    );
     assert!(
         peak < CHART_MEMORY_LIMIT_KIB,
         "peak RSS {peak} KiB is past the chart's limit"
@@ -383,12 +396,19 @@ async fn applications_cannot_point_the_operator_at_internal_addresses() {
         let message = ready["message"].as_str().unwrap();
         assert!(message.contains("endpoint policy"), "{endpoint}: {message}");
         assert!(!message.contains("refused ("), "{endpoint}: {message}");
-        assert!(!message.to_lowercase().contains("connection"), "{endpoint}: {message}");
+        assert!(
+            !message.to_lowercase().contains("connection"),
+            "{endpoint}: {message}"
+        );
     }
     // Even the simulator, on loopback, is out of reach for this operator.
     env.wait_ready("dcapp/demo", "False", "EndpointNotAllowed")
         .await;
-    assert_eq!(reached.load(Ordering::SeqCst), 0, "an internal address was connected to");
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "an internal address was connected to"
+    );
 }
 
 /// Hole: an endpoint answering 307 received nothing itself but had the operator re-post its
@@ -422,7 +442,11 @@ async fn a_redirecting_endpoint_gets_nothing_forwarded() {
         .await;
     let message = ready["message"].as_str().unwrap();
     assert!(message.contains("never follows"), "{message}");
-    assert_eq!(reached.load(Ordering::SeqCst), 0, "the redirect was followed");
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

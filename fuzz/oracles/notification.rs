@@ -49,7 +49,8 @@ pub fn check(data: &[u8]) {
             (headers, body)
         }
     };
-    let result = crate::common::client().verify_notification(crate::common::NOTIFY_PATH, &headers, body);
+    let result =
+        crate::common::client().verify_notification(crate::common::NOTIFY_PATH, &headers, body);
     if signed_now {
         // Authentic and fresh: accepted exactly when the body is a notification within the
         // bounds of what the operator remembers.
@@ -67,8 +68,11 @@ pub fn check(data: &[u8]) {
         // Unsigned by the target: the body is unauthenticated and never reaches the error
         // text; the same headers over other bytes say the same.
         let filler = vec![b'#'; body.len()];
-        let again =
-            crate::common::client().verify_notification(crate::common::NOTIFY_PATH, &headers, &filler);
+        let again = crate::common::client().verify_notification(
+            crate::common::NOTIFY_PATH,
+            &headers,
+            &filler,
+        );
         assert_eq!(
             again.err().map(|e| e.to_string()),
             Some(error.to_string()),

@@ -28,8 +28,9 @@ pub fn check(data: &[u8]) {
         // Signed now: an authentic, fresh answer whose content alone is fuzzed.
         let path = format!("{}{}", crate::common::BASE_PATH, PATHS[usize::from(kind)]);
         let time = signing::now();
-        let headers = crate::common::signed_headers(signing::RESPONSE_TIME_HEADER, &path, &time, rest)
-            .expect("our own time is a valid header value");
+        let headers =
+            crate::common::signed_headers(signing::RESPONSE_TIME_HEADER, &path, &time, rest)
+                .expect("our own time is a valid header value");
         (headers, rest)
     } else {
         let (head, body) = crate::common::split_head_body(rest);

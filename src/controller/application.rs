@@ -83,11 +83,11 @@ pub(crate) async fn run(ctx: Arc<Context>) {
     let forget_store = store.clone();
     let stream = ctx
         .watch::<DeveloperCenterApplication>(watcher::Config::default(), store.clone())
-    .reflect(writer)
-    .inspect_ok(move |event| forget_deleted(&forget_ctx, &forget_store, event))
-    .applied_objects()
-    // Our own status writes do not change the generation, so they do not come back here.
-    .predicate_filter(predicates::generation, Default::default());
+        .reflect(writer)
+        .inspect_ok(move |event| forget_deleted(&forget_ctx, &forget_store, event))
+        .applied_objects()
+        // Our own status writes do not change the generation, so they do not come back here.
+        .predicate_filter(predicates::generation, Default::default());
     let reconcile_store = store.clone();
     Controller::for_stream(stream, store)
         .with_config(controller::Config::default().concurrency(ctx.concurrency))

@@ -163,11 +163,21 @@ mod tests {
         let deliveries = Deliveries::default();
         let mut held = Vec::new();
         for _ in 0..PER_NAMESPACE {
-            held.push(deliveries.take("team-a").expect("within the namespace's share"));
+            held.push(
+                deliveries
+                    .take("team-a")
+                    .expect("within the namespace's share"),
+            );
         }
-        assert!(deliveries.take("team-a").is_none(), "past the namespace's share");
+        assert!(
+            deliveries.take("team-a").is_none(),
+            "past the namespace's share"
+        );
         held.pop();
-        assert!(deliveries.take("team-a").is_some(), "a finished delivery frees its place");
+        assert!(
+            deliveries.take("team-a").is_some(),
+            "a finished delivery frees its place"
+        );
         let mut others = Vec::new();
         for n in 0..IN_FLIGHT {
             if let Some(taken) = deliveries.take(&format!("team-{n}")) {
@@ -186,14 +196,12 @@ mod tests {
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let policy = Arc::new(EndpointPolicy::default());
         send(&policy, &url, &serde_json::json!({})).await;
-        let accepted =
-            tokio::time::timeout(Duration::from_millis(1), listener.accept()).await;
+        let accepted = tokio::time::timeout(Duration::from_millis(1), listener.accept()).await;
         assert!(accepted.is_err(), "the webhook was connected to");
         // By name: resolved, then refused.
         let url = url.replace("127.0.0.1", "localhost");
         send(&policy, &url, &serde_json::json!({})).await;
-        let accepted =
-            tokio::time::timeout(Duration::from_millis(1), listener.accept()).await;
+        let accepted = tokio::time::timeout(Duration::from_millis(1), listener.accept()).await;
         assert!(accepted.is_err(), "the webhook was connected to by name");
     }
 }

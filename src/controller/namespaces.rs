@@ -226,7 +226,10 @@ mod tests {
         feed("a", Event::Apply(object("a", "two")));
         feed("b", Event::Init);
         feed("b", Event::InitApply(object("b", "three")));
-        assert!(held(&cache).is_empty(), "filled only once every namespace listed");
+        assert!(
+            held(&cache).is_empty(),
+            "filled only once every namespace listed"
+        );
         feed("b", Event::InitDone);
         assert_eq!(held(&cache), ["a/one", "a/two", "b/three"]);
         // a's watch broke; meanwhile a/one was deleted and a/four created.

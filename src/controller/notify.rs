@@ -265,7 +265,10 @@ fn handle(
                 not_authentic()
             }
             None => {
-                log_refusal(client_id, "no application with this Client-Id is registered");
+                log_refusal(
+                    client_id,
+                    "no application with this Client-Id is registered",
+                );
                 not_authentic()
             }
         };

@@ -91,7 +91,11 @@ impl ListBudget {
 /// names the bound, never the content: the content came from the other end.
 fn record_bytes(record: &AuthorizationRecord) -> Result<usize, String> {
     let fields = [
-        ("acquirerId", record.acquirer_id.len(), MAX_ACQUIRER_ID_BYTES),
+        (
+            "acquirerId",
+            record.acquirer_id.len(),
+            MAX_ACQUIRER_ID_BYTES,
+        ),
         (
             "acquirerName",
             record.acquirer_name.len(),
@@ -166,8 +170,16 @@ mod tests {
     #[test]
     fn oversized_fields_counts_and_pages_are_refused_by_name() {
         let cases = [
-            (vec![record(&"9".repeat(65), 1)], 5, "acquirerId is 65 bytes, over 64"),
-            (vec![record("1", 4097)], 5, "agentToken is 4097 bytes, over 4096"),
+            (
+                vec![record(&"9".repeat(65), 1)],
+                5,
+                "acquirerId is 65 bytes, over 64",
+            ),
+            (
+                vec![record("1", 4097)],
+                5,
+                "agentToken is 4097 bytes, over 4096",
+            ),
             (vec![record("1", 1)], 10_001, "totalCount is 10001"),
             (
                 (0..3).map(|i| record(&i.to_string(), 1)).collect(),
@@ -181,9 +193,7 @@ mod tests {
         }
         let mut flooded = record("1", 1);
         flooded.products = vec![Product::AutoDebit; 17];
-        let reason = ListBudget::default()
-            .admit(2, 1, &[flooded])
-            .unwrap_err();
+        let reason = ListBudget::default().admit(2, 1, &[flooded]).unwrap_err();
         assert!(reason.contains("lists 17 products"), "{reason}");
     }
 

@@ -64,9 +64,7 @@ impl std::str::FromStr for AllowEntry {
             !name.is_empty()
                 && name.split('.').all(|label| {
                     !label.is_empty()
-                        && label
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+                        && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                 })
         };
         match text.strip_prefix("*.") {
@@ -154,7 +152,10 @@ impl EndpointPolicy {
     pub fn allows(&self, host: &str, address: IpAddr) -> bool {
         self.any_address
             || self.allowlist.iter().any(|entry| entry.allows_host(host))
-            || self.allowlist.iter().any(|entry| entry.allows_address(address))
+            || self
+                .allowlist
+                .iter()
+                .any(|entry| entry.allows_address(address))
             || forbidden_class(address).is_none()
     }
 
@@ -214,9 +215,7 @@ impl EndpointPolicy {
 }
 
 /// The error chain of a failed request holds a [`PolicyRefusal`] if the policy refused it.
-pub fn refusal_in<'a>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a PolicyRefusal> {
+pub fn refusal_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a PolicyRefusal> {
     let mut source = Some(error);
     while let Some(cause) = source {
         if let Some(refusal) = cause.downcast_ref::<PolicyRefusal>() {
@@ -369,7 +368,13 @@ mod tests {
         ] {
             assert!(!policy.allows("example.com", ip(refused)), "{refused}");
         }
-        for public in ["203.0.113.7", "8.8.8.8", "2001:db8::1", "172.32.0.1", "100.128.0.1"] {
+        for public in [
+            "203.0.113.7",
+            "8.8.8.8",
+            "2001:db8::1",
+            "172.32.0.1",
+            "100.128.0.1",
+        ] {
             assert!(policy.allows("example.com", ip(public)), "{public}");
         }
         assert_eq!(forbidden_class(ip("169.254.169.254")), Some("metadata"));
@@ -396,7 +401,14 @@ mod tests {
 
     #[test]
     fn allowlist_entries_are_checked() {
-        for bad in ["127.0.0.0/33", "not a host", "*.", "", "http://x", "10.0.0.0/x"] {
+        for bad in [
+            "127.0.0.0/33",
+            "not a host",
+            "*.",
+            "",
+            "http://x",
+            "10.0.0.0/x",
+        ] {
             let error = bad.parse::<AllowEntry>().unwrap_err();
             assert!(error.contains("is not an allowlist entry"), "{error}");
         }
@@ -416,11 +428,17 @@ mod tests {
         let policy = EndpointPolicy::default();
         let check = |url: &str, https_only| policy.check_url(&url.parse().unwrap(), https_only);
         let refused = check("http://169.254.169.254/latest", false).unwrap_err();
-        assert!(refused.to_string().contains("is a metadata address"), "{refused}");
+        assert!(
+            refused.to_string().contains("is a metadata address"),
+            "{refused}"
+        );
         assert!(check("http://[::1]:8080/", false).is_err());
         assert_eq!(check("https://203.0.113.7/", true), Ok(()));
         assert_eq!(check("http://devcenter.example.com/", false), Ok(()));
         let plain = check("http://devcenter.example.com/", true).unwrap_err();
-        assert!(plain.to_string().contains("must be an https:// URL"), "{plain}");
+        assert!(
+            plain.to_string().contains("must be an https:// URL"),
+            "{plain}"
+        );
     }
 }

@@ -60,7 +60,11 @@ impl Operator {
         }
         // The simulator and the tests' fakes listen on loopback, which the operator refuses
         // unless allowed; a test of the default policy passes an allowlist of its own.
-        if !options.extra_args.iter().any(|a| a.starts_with("--endpoint-allowlist")) {
+        if !options
+            .extra_args
+            .iter()
+            .any(|a| a.starts_with("--endpoint-allowlist"))
+        {
             command.arg("--endpoint-allowlist=127.0.0.0/8,::1");
         }
         command
