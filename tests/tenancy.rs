@@ -6,6 +6,9 @@
 //!   application reports `ContractViolation`, its Secret keeps its token, the operator's memory
 //!   stays within the chart's limit, and another tenant's grant goes through meanwhile (the
 //!   figures are printed as `TENANCY ...` lines, visible with `--nocapture`).
+//! - Applications pointing at loopback (by address and by name) or the metadata address are
+//!   `EndpointNotAllowed` and nothing connects; a redirecting endpoint forwards nothing.
+//! - Every unauthenticated `/notify` gets one answer, whatever failed.
 //!
 //! Every fake Developer Center here listens on 127.0.0.1 and signs with the test keys in
 //! `examples/keys/`.
