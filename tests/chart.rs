@@ -208,6 +208,9 @@ async fn default_values_render_manifests_the_api_server_accepts() {
         kinds(&objects),
         [
             "ClusterRole",
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRole",
             "ClusterRoleBinding",
             "Deployment",
             "Role",
@@ -262,6 +265,26 @@ async fn default_values_render_manifests_the_api_server_accepts() {
     }
     let lease_role = find(&objects, "Role", "acqp-acqp-operator-leader-election");
     assert_eq!(lease_role["metadata"]["namespace"], namespace);
+    assert!(
+        !args.iter().any(|a| a.starts_with("--endpoint-allowlist")),
+        "by default nothing but public addresses: {args:?}"
+    );
+    // The user roles: editing applications is a power of its own, aggregated into edit
+    // (which reads Secrets anyway) and admin, never into view.
+    let aggregation = |name: &str| {
+        let labels = &find(&objects, "ClusterRole", name)["metadata"]["labels"];
+        ["view", "edit", "admin"]
+            .map(|role| labels[format!("rbac.authorization.k8s.io/aggregate-to-{role}")] == "true")
+    };
+    assert_eq!(aggregation("acqp-acqp-operator-view"), [true, true, true]);
+    assert_eq!(
+        aggregation("acqp-acqp-operator-edit-authorizations"),
+        [false, true, true]
+    );
+    assert_eq!(
+        aggregation("acqp-acqp-operator-edit-applications"),
+        [false, true, true]
+    );
 }
 
 /// Non-default values: namespaced mode, two replicas, PodDisruptionBudget and NetworkPolicy on
@@ -280,12 +303,21 @@ async fn non_default_values_render_manifests_the_api_server_accepts() {
         "image.repository=registry.example.com/acqp-operator,image.tag=1.2.3",
         "--set",
         "logFormat=text,concurrency=8,devCenter.qps=5,devCenter.burst=20,leaderElection.leaseName=acqp-leader",
+        "--set-json",
+        r#"devCenter.endpointAllowlist=["10.20.0.0/16","devcenter-gw.payments.svc"]"#,
+        "--set",
+        "userRoles.aggregateToEdit=false",
+        "--set-json",
+        r#"tokenSecretTemplate.deniedKeyPrefixes=["copy.example.com/"]"#,
     ];
     let rendered = template(cluster, "custom", &namespace, &values);
     let objects = dry_run(cluster, "custom", &rendered);
     assert_eq!(
         kinds(&objects),
         [
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRole",
             "Deployment",
             "NetworkPolicy",
             "PodDisruptionBudget",
@@ -295,9 +327,22 @@ async fn non_default_values_render_manifests_the_api_server_accepts() {
             "RoleBinding",
             "Service",
             "Service",
-            "ServiceAccount"
+            "ServiceAccount",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding"
         ],
-        "namespaced mode has no cluster-scoped RBAC"
+        "namespaced mode binds nothing cluster-wide to the operator (the ClusterRoles are the \
+         users' roles)"
+    );
+    let edit_applications = find(
+        &objects,
+        "ClusterRole",
+        "custom-acqp-operator-edit-applications",
+    );
+    assert_eq!(
+        edit_applications["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"],
+        Value::Null,
+        "userRoles.aggregateToEdit=false keeps edit from editing applications"
     );
     let deployment = find(&objects, "Deployment", "custom-acqp-operator");
     assert_eq!(deployment["spec"]["replicas"], 2);
@@ -313,6 +358,7 @@ async fn non_default_values_render_manifests_the_api_server_accepts() {
         "--concurrency=8".into(),
         "--devcenter-qps=5".into(),
         "--devcenter-burst=20".into(),
+        "--endpoint-allowlist=10.20.0.0/16,devcenter-gw.payments.svc".into(),
     ] {
         assert!(args.contains(&expected), "{expected} in {args:?}");
     }
@@ -354,8 +400,11 @@ async fn bad_values_fail_with_a_message_naming_the_value() {
     let namespace = support::namespace("chart-bad").await;
     let cases: [(&[&str], &[&str]); 6] = [
         (
-            &["--set-json", r#"watchNamespaces=["team-a","team-b"]"#],
-            &["/watchNamespaces", "maxItems"],
+            &[
+                "--set-json",
+                r#"devCenter.endpointAllowlist=["http://10.0.0.1"]"#,
+            ],
+            &["/devCenter/endpointAllowlist/0", "does not match pattern"],
         ),
         (
             &["--set-json", r#"watchNamespaces=["Team_A"]"#],
@@ -604,6 +653,7 @@ async fn namespaced_mode_cannot_touch_other_namespaces() {
     let cluster = support::cluster().await;
     let namespace = support::namespace("chart-ns").await;
     let watched = support::namespace("chart-ns-team").await;
+    let second = support::namespace("chart-ns-second").await;
     let elsewhere = support::namespace("chart-ns-other").await;
     helm_ok(
         cluster,
@@ -614,7 +664,7 @@ async fn namespaced_mode_cannot_touch_other_namespaces() {
             "--namespace",
             &namespace,
             "--set-json",
-            &format!(r#"watchNamespaces=["{watched}"]"#),
+            &format!(r#"watchNamespaces=["{watched}","{second}"]"#),
         ],
     );
     let args = cluster.kubectl_ok(&[
@@ -625,7 +675,10 @@ async fn namespaced_mode_cannot_touch_other_namespaces() {
         "-o",
         "jsonpath={.spec.template.spec.containers[0].args}",
     ]);
-    assert!(args.contains(&format!("--namespace={watched}")), "{args}");
+    assert!(
+        args.contains(&format!("--namespace={watched},{second}")),
+        "{args}"
+    );
     let sa = service_account(&namespace, "narrow-acqp-operator");
     assert_permissions(
         cluster,
@@ -633,6 +686,14 @@ async fn namespaced_mode_cannot_touch_other_namespaces() {
         &[
             ("get", "secrets", &watched, true),
             ("watch", "secrets", &watched, true),
+            ("get", "secrets", &second, true),
+            ("create", "secrets", &second, true),
+            (
+                "watch",
+                "developercenterapplications.acqp-operator.io",
+                &second,
+                true,
+            ),
             (
                 "patch",
                 "acqpauthorizations.acqp-operator.io/status",
@@ -666,8 +727,10 @@ async fn namespaced_mode_cannot_touch_other_namespaces() {
         cluster,
         &["uninstall", "narrow", "--namespace", &namespace, "--wait"],
     );
-    let left = cluster.kubectl_ok(&["get", "role,rolebinding", "-n", &watched, "-o", "name"]);
-    assert!(left.trim().is_empty(), "left after uninstall: {left}");
+    for ns in [&watched, &second] {
+        let left = cluster.kubectl_ok(&["get", "role,rolebinding", "-n", ns, "-o", "name"]);
+        assert!(left.trim().is_empty(), "left after uninstall: {left}");
+    }
 }
 
 /// A kubeconfig that authenticates as the admin and impersonates `user`, as kube-rs reads it
@@ -720,6 +783,7 @@ async fn the_operator_runs_its_life_cycle_as_the_chart_service_account() {
     let cluster = support::cluster().await;
     let namespace = support::namespace("chart-run").await;
     let watched = support::namespace("chart-run-team").await;
+    let second = support::namespace("chart-run-second").await;
     helm_ok(
         cluster,
         &[
@@ -729,7 +793,7 @@ async fn the_operator_runs_its_life_cycle_as_the_chart_service_account() {
             "--namespace",
             &namespace,
             "--set-json",
-            &format!(r#"watchNamespaces=["{watched}"]"#),
+            &format!(r#"watchNamespaces=["{watched}","{second}"]"#),
         ],
     );
     let sa = service_account(&namespace, "run-acqp-operator");
@@ -751,7 +815,10 @@ async fn the_operator_runs_its_life_cycle_as_the_chart_service_account() {
             namespace: Some(watched.clone()),
             kubeconfig: Some(kubeconfig),
             // As the chart starts it: leader election on the chart's Lease in its namespace.
+            // Both namespaces, as the chart passes them: any watch beyond them (cluster-wide,
+            // or of another namespace) would be forbidden to this ServiceAccount.
             extra_args: vec![
+                format!("--namespace={second}"),
                 "--leader-elect".into(),
                 "--lease-name=run-acqp-operator".into(),
                 format!("--lease-namespace={namespace}"),
@@ -783,6 +850,23 @@ async fn the_operator_runs_its_life_cycle_as_the_chart_service_account() {
     )
     .unwrap();
     cluster.kubectl_ok(&["apply", "-n", &watched, "-f", manifests.to_str().unwrap()]);
+    let second_app = cluster.dir.join(format!("{second}-run.yaml"));
+    std::fs::write(&second_app, &application).unwrap();
+    cluster.kubectl_ok(&["apply", "-n", &second, "-f", second_app.to_str().unwrap()]);
+    let second_ready = cluster.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "dcapp/demo",
+        "-n",
+        &second,
+        "--timeout=60s",
+    ]);
+    assert!(
+        second_ready.status.success(),
+        "the second watched namespace's application is not Ready:\n{}\noperator output:\n{}",
+        text(&second_ready),
+        operator.logs()
+    );
 
     let url = || {
         let out = cluster.kubectl(&[
@@ -900,4 +984,105 @@ async fn the_operator_runs_its_life_cycle_as_the_chart_service_account() {
     );
     drop(operator);
     sim.shutdown().await;
+}
+
+/// The chart's admission policy refuses the template keys the admin denies (besides the
+/// replication keys the CRD itself refuses), and the user roles keep the two powers apart: an
+/// authorization editor cannot edit applications nor read Secrets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_template_policy_and_user_roles_hold_once_installed() {
+    let cluster = support::cluster().await;
+    let namespace = support::namespace("chart-tenants").await;
+    let team = support::namespace("chart-tenants-team").await;
+    helm_ok(
+        cluster,
+        &[
+            "install",
+            "tenants",
+            CHART,
+            "--namespace",
+            &namespace,
+            "--set-json",
+            r#"tokenSecretTemplate.deniedKeyPrefixes=["copy.example.com/"]"#,
+        ],
+    );
+    let authorization = |annotation: &str| {
+        format!(
+            "apiVersion: acqp-operator.io/v1alpha1\nkind: AcqpAuthorization\nmetadata: {{name: \
+             copied}}\nspec:\n  applicationRef: {{name: demo}}\n  acqp: {{id: \"1\"}}\n  \
+             products: [CashierPayment]\n  tokenSecret:\n    template:\n      annotations: \
+             {{\"{annotation}\": everywhere}}\n"
+        )
+    };
+    // The policy takes effect once the API server has loaded it: retried until refused.
+    let file = cluster.dir.join(format!("{team}-copied.yaml"));
+    std::fs::write(&file, authorization("copy.example.com/to")).unwrap();
+    let path = file.to_str().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = cluster.kubectl_in(&team, &["apply", "--dry-run=server", "-f", path]);
+        let said = text(&out);
+        if !out.status.success() && said.contains("the cluster admin refuses") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the admission policy never refused copy.example.com/: {said}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    std::fs::write(&file, authorization("reloader.stakater.com/auto")).unwrap();
+    let out = cluster.kubectl_in(&team, &["apply", "--dry-run=server", "-f", path]);
+    assert!(
+        out.status.success(),
+        "an ordinary annotation: {}",
+        text(&out)
+    );
+
+    cluster.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "invites",
+        "-n",
+        &team,
+        "--clusterrole=tenants-acqp-operator-edit-authorizations",
+        "--user=alice",
+    ]);
+    assert_permissions(
+        cluster,
+        "alice",
+        &[
+            ("create", "acqpauthorizations.acqp-operator.io", &team, true),
+            ("patch", "acqpauthorizations.acqp-operator.io", &team, true),
+            (
+                "get",
+                "developercenterapplications.acqp-operator.io",
+                &team,
+                true,
+            ),
+            (
+                "create",
+                "developercenterapplications.acqp-operator.io",
+                &team,
+                false,
+            ),
+            (
+                "patch",
+                "developercenterapplications.acqp-operator.io",
+                &team,
+                false,
+            ),
+            ("get", "secrets", &team, false),
+            (
+                "create",
+                "acqpauthorizations.acqp-operator.io",
+                &namespace,
+                false,
+            ),
+        ],
+    );
+    helm_ok(
+        cluster,
+        &["uninstall", "tenants", "--namespace", &namespace, "--wait"],
+    );
 }

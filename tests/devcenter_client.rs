@@ -2,12 +2,21 @@
 //! path of the contract, idempotency, pagination, retries under injected faults, notifications,
 //! and responses that are unsigned or tampered with (from a small fake server).
 
-use std::{num::NonZeroU32, path::PathBuf, time::Duration};
+use std::{
+    num::NonZeroU32,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use acqp_operator::{
     api::Product,
     devcenter::{
         AuthorizationFilter, ClientConfig, DevCenterClient, Error,
+        policy::{AllowEntry, EndpointPolicy},
         signing::{self, SigningKey, VerifyingKey},
         wire::{
             AuthorizationStatus, Environment, GenerateUrlRequest, ResultCode, ResultInfo,
@@ -508,4 +517,136 @@ async fn a_result_without_the_contract_shape_is_a_protocol_error() {
         .unwrap_err();
     assert_eq!(error.metric_label(), "protocol", "{error}");
     assert!(!error.is_retryable());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Where the client may go: the endpoint policy, redirects, https for Production
+// ---------------------------------------------------------------------------------------------
+
+/// A listener that counts the connections it accepts and answers none of them.
+async fn counting_listener() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    (format!("127.0.0.1:{}", addr.port()), accepted)
+}
+
+/// Hole: reqwest followed redirects, re-posting the signed request (307/308) to wherever the
+/// endpoint pointed. Now a 3xx is an error that says so, and the target hears nothing.
+#[tokio::test]
+async fn redirects_are_reported_and_never_followed() {
+    let (target, reached) = counting_listener().await;
+    for status in [301u16, 302, 307, 308] {
+        let location = format!("http://{target}/devcenter/api/v1/application/inquiry");
+        let redirecting = serve(Router::new().fallback(move || {
+            let location = location.clone();
+            async move {
+                (
+                    StatusCode::from_u16(status).unwrap(),
+                    [("location", location)],
+                    "",
+                )
+            }
+        }))
+        .await;
+        let error = client_with(config(&redirecting, DEMO, "tsp-private.pem"))
+            .inquire_application()
+            .await
+            .unwrap_err();
+        let text = error.to_string();
+        assert!(
+            matches!(error, Error::Protocol { .. }) && text.contains("never follows"),
+            "{status}: {text}"
+        );
+        assert!(!text.contains(&target), "{text}");
+    }
+    assert_eq!(reached.load(Ordering::SeqCst), 0, "a redirect was followed");
+}
+
+/// Hole: the operator posted to any address a tenant named, loopback and metadata included.
+/// With the operator's policy the client refuses them, by IP literal before anything is sent
+/// and by name after resolution, with a message naming the policy and not what it found.
+#[tokio::test]
+async fn the_default_policy_refuses_internal_addresses_and_sends_nothing() {
+    let (addr, reached) = counting_listener().await;
+    let port = addr.rsplit(':').next().unwrap();
+    for endpoint in [
+        format!("http://{addr}"),
+        format!("http://localhost:{port}"),
+        format!("http://[::ffff:127.0.0.1]:{port}"),
+        "http://169.254.169.254".to_owned(),
+    ] {
+        let mut config = config(&endpoint, DEMO, "tsp-private.pem");
+        config.endpoint_policy = Arc::new(EndpointPolicy::default());
+        let error = client_with(config).inquire_application().await.unwrap_err();
+        let text = error.to_string();
+        assert!(
+            matches!(error, Error::NotAllowed { .. }),
+            "{endpoint}: {text}"
+        );
+        assert!(text.contains("endpoint policy"), "{endpoint}: {text}");
+        assert!(!error.is_retryable(), "{endpoint}");
+        for probe_result in ["Connection refused", "os error", "127.0.0.1", "::1"] {
+            assert!(
+                !text.contains(probe_result) || endpoint.contains(probe_result),
+                "{endpoint}: {text}"
+            );
+        }
+    }
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "a refused address was connected to"
+    );
+}
+
+/// The allowlist admits exactly what it names: loopback allowed, the call goes through.
+#[tokio::test]
+async fn the_allowlist_admits_what_the_admin_trusts() {
+    let sim = simulator().await;
+    let mut config = config(&sim.endpoint(), DEMO, "tsp-private.pem");
+    config.endpoint_policy = Arc::new(EndpointPolicy::allowing(vec![
+        "127.0.0.0/8".parse::<AllowEntry>().unwrap(),
+    ]));
+    let answer = client_with(config).inquire_application().await.unwrap();
+    assert_eq!(answer.role, Role::DeveloperAdmin);
+}
+
+/// Hole: Production applications were called over plain HTTP. A Production client refuses it
+/// before anything is sent.
+#[tokio::test]
+async fn production_clients_refuse_plain_http() {
+    let (addr, reached) = counting_listener().await;
+    let mut config = config(&format!("http://{addr}"), DEMO, "tsp-private.pem");
+    config.https_only = true;
+    let error = client_with(config).inquire_application().await.unwrap_err();
+    assert!(
+        error.to_string().contains("must be an https:// URL"),
+        "{error}"
+    );
+    assert_eq!(reached.load(Ordering::SeqCst), 0);
+}
+
+/// Hole: connect errors came back verbatim in the tenant-readable Ready message, a port-scan
+/// oracle. They now name the kind of failure only.
+#[tokio::test]
+async fn transport_errors_name_the_kind_of_failure_only() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let mut config = config(&format!("http://{closed}"), DEMO, "tsp-private.pem");
+    config.max_retries = 0;
+    match client_with(config).inquire_application().await.unwrap_err() {
+        Error::Unavailable { last, .. } => assert_eq!(last, "cannot connect to the endpoint"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
 }

@@ -278,6 +278,8 @@ impl Operator {
         command
             .args(["run", "--namespace", namespace])
             .args(["--metrics-addr", &metrics, "--notify-addr", &notify])
+            // The simulator listens on loopback, which the endpoint policy refuses by default.
+            .arg("--endpoint-allowlist=127.0.0.0/8")
             .env("KUBECONFIG", &plane.kubeconfig)
             .env(
                 "RUST_LOG",

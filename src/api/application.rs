@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 )]
 #[x_kube(validation = Rule::new("self.environment != 'Sandbox' || self.clientId.startsWith('SANDBOX_')").message("a Sandbox application's clientId starts with SANDBOX_: copy the sandbox Client ID from the Developer Center").field_path(".clientId"))]
 #[x_kube(validation = Rule::new("self.environment != 'Production' || !self.clientId.startsWith('SANDBOX_')").message("a SANDBOX_ client ID belongs to the Sandbox environment: set environment: Sandbox or use the production Client ID").field_path(".clientId"))]
+#[x_kube(validation = Rule::new("self.environment != 'Production' || self.endpoint.startsWith('https://')").message("a Production application's endpoint must be an https:// URL: TLS protects the Agent-Tokens in the answers").field_path(".endpoint"))]
 #[serde(rename_all = "camelCase")]
 pub struct DeveloperCenterApplicationSpec {
     /// The Developer Center environment this application lives in: Sandbox or Production.

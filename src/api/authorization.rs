@@ -125,14 +125,53 @@ impl Default for TokenSecret {
     }
 }
 
+/// Label and annotation keys of Secret-replication controllers: a Secret carrying one of them
+/// is copied into other namespaces (Reflector by emberstack, kubed and its successor
+/// config-syncer by AppsCode, mittwald's Replicator). Refused in `tokenSecret.template` at
+/// admission, so an Agent-Token never leaves the namespace its AcqpAuthorization lives in. Exact
+/// keys, because the API server prices a check of every key against prefixes beyond its CEL
+/// budget; a cluster admin refuses whole prefixes with the chart's
+/// `tokenSecretTemplate.deniedKeyPrefixes`.
+pub const REPLICATION_KEYS: [&str; 12] = [
+    "reflector.v1.k8s.emberstack.com/reflection-allowed",
+    "reflector.v1.k8s.emberstack.com/reflection-allowed-namespaces",
+    "reflector.v1.k8s.emberstack.com/reflection-auto-enabled",
+    "reflector.v1.k8s.emberstack.com/reflection-auto-namespaces",
+    "reflector.v1.k8s.emberstack.com/reflects",
+    "kubed.appscode.com/sync",
+    "kubed.appscode.com/sync-contexts",
+    "replicator.v1.mittwald.de/replicate-to",
+    "replicator.v1.mittwald.de/replicate-to-matching",
+    "replicator.v1.mittwald.de/replicate-from",
+    "replicator.v1.mittwald.de/replication-allowed",
+    "replicator.v1.mittwald.de/replication-allowed-namespaces",
+];
+
+/// The CEL rule refusing [`REPLICATION_KEYS`] in a map.
+fn no_replication_keys(field: &str) -> kube::core::Rule {
+    let keys = REPLICATION_KEYS
+        .iter()
+        .map(|key| format!("'{key}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let message = format!(
+        "tokenSecret.template.{field} must not use the keys of Secret-replication controllers \
+         (Reflector, kubed, Replicator): they would copy the Agent-Token into other namespaces"
+    );
+    kube::core::Rule::new(format!("![{keys}].exists(key, key in self)")).message(message.as_str())
+}
+
 /// Extra metadata for the token Secret.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 pub struct SecretTemplate {
     /// Labels added to the Secret.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = no_replication_keys("labels"))]
     pub labels: BTreeMap<String, String>,
-    /// Annotations added to the Secret.
+    /// Annotations added to the Secret. The keys of Secret-replication controllers (Reflector,
+    /// kubed, Replicator) are refused: they would copy the token into other namespaces.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[x_kube(validation = no_replication_keys("annotations"))]
     pub annotations: BTreeMap<String, String>,
 }
 

@@ -81,16 +81,13 @@ pub(crate) async fn run(ctx: Arc<Context>) {
     let (store, writer) = reflector::store();
     let forget_ctx = ctx.clone();
     let forget_store = store.clone();
-    let stream = watcher(
-        ctx.api::<DeveloperCenterApplication>(),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .reflect(writer)
-    .inspect_ok(move |event| forget_deleted(&forget_ctx, &forget_store, event))
-    .applied_objects()
-    // Our own status writes do not change the generation, so they do not come back here.
-    .predicate_filter(predicates::generation, Default::default());
+    let stream = ctx
+        .watch::<DeveloperCenterApplication>(watcher::Config::default(), store.clone())
+        .reflect(writer)
+        .inspect_ok(move |event| forget_deleted(&forget_ctx, &forget_store, event))
+        .applied_objects()
+        // Our own status writes do not change the generation, so they do not come back here.
+        .predicate_filter(predicates::generation, Default::default());
     let reconcile_store = store.clone();
     Controller::for_stream(stream, store)
         .with_config(controller::Config::default().concurrency(ctx.concurrency))
@@ -161,6 +158,7 @@ async fn reconcile(
         }
         Ok(client) => {
             let (facts, answered) = inquire(&app, &ctx, &client, previous.as_deref()).await;
+            let facts = facts.with_poll_outcome(previous.as_deref(), &source);
             (Some(client), facts, answered)
         }
     };
@@ -177,7 +175,7 @@ async fn reconcile(
         (_, Some(previous)) => previous.failures + 1,
         (_, None) => 1,
     };
-    let ready = facts.readiness == Readiness::Ready;
+    let polls = facts.polls();
     let facts_changed = previous.as_ref().is_none_or(|p| p.facts != facts);
     let mut entry = Application::new(key.clone(), source, client, facts, poll_interval);
     entry.failures = failures;
@@ -185,7 +183,7 @@ async fn reconcile(
     let poller_ctx = ctx.clone();
     let poller_key = key.clone();
     ctx.applications
-        .ensure_poller(&key, ready, || poller::spawn(poller_ctx, poller_key));
+        .ensure_poller(&key, polls, || poller::spawn(poller_ctx, poller_key));
     // A deletion seen while this reconcile ran must not leave a stale entry (and poller) behind.
     if store.get(&ObjectRef::from_obj(&*app)).is_none() {
         ctx.applications.remove(&key);
@@ -303,6 +301,8 @@ async fn load_client(
         let mut config =
             ClientConfig::new(endpoint, &app.spec.client_id, signing_key, devcenter_key);
         config.rate_limit = ctx.rate_limit;
+        config.endpoint_policy = ctx.endpoint_policy.clone();
+        config.https_only = app.spec.environment == crate::api::Environment::Production;
         DevCenterClient::new(config)
             .map_err(|e| (NotReadyReason::DevCenterUnavailable, e.to_string()))
     };
@@ -413,6 +413,8 @@ fn classify(
                 spec.credentials_secret_ref.dev_center_public_key_key
             ),
         ),
+        E::OverLimit { .. } => (NotReadyReason::ContractViolation, error.to_string()),
+        E::NotAllowed { .. } => (NotReadyReason::EndpointNotAllowed, error.to_string()),
         E::Unavailable { .. } | E::Protocol { .. } | E::Setup(_) => (
             NotReadyReason::DevCenterUnavailable,
             format!("{error}; retrying"),

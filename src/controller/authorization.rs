@@ -103,8 +103,8 @@ pub async fn run(
     wake: BoxStream<'static, ObjectRef<AcqpAuthorization>>,
     writers: CacheWriters,
 ) {
-    let authorizations = watcher(ctx.api::<AcqpAuthorization>(), watcher::Config::default())
-        .default_backoff()
+    let authorizations = ctx
+        .watch(watcher::Config::default(), ctx.authorizations.clone())
         .modify(|a| a.managed_fields_mut().clear())
         .inspect_ok({
             let ctx = ctx.clone();
@@ -120,8 +120,8 @@ pub async fn run(
         );
     // Only Secrets the operator labelled are cached: never every Secret of the cluster.
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"));
-    let token_secrets = watcher(ctx.api::<Secret>(), managed)
-        .default_backoff()
+    let token_secrets = ctx
+        .watch(managed, ctx.token_secrets.clone())
         // Only ownership, labels, annotations and data matter here; the watch keeps its own
         // resourceVersion, so the cached copy (and its cache key) need not.
         .modify(|s| {
@@ -389,7 +389,10 @@ async fn announce_url(object: &AcqpAuthorization, issued: &IssuedUrl, ctx: &Cont
             "expiresAt": issued.expires_at,
             "resource": {"namespace": object.namespace(), "name": object.name_any()},
         });
-        tokio::spawn(super::invitation::deliver(webhook.url.clone(), body));
+        let namespace = object.namespace().unwrap_or_default();
+        let url = webhook.url.clone();
+        ctx.invitations
+            .deliver(&ctx.endpoint_policy, &namespace, url, body);
     }
 }
 

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use futures::{StreamExt as _, stream::BoxStream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
-    Api, Resource,
+    Resource,
     runtime::{
         events::{Recorder, Reporter},
         reflector::{ObjectRef, Store},
+        watcher,
     },
 };
 use tokio::sync::{mpsc, watch};
@@ -18,9 +19,13 @@ use super::{
     backoff::RetryBackoff,
     claims::{ClaimIndex, ClaimKey},
     metrics::Metrics,
+    namespaces::Scope,
     registry::{AppKey, Registry},
 };
-use crate::{api::AcqpAuthorization, devcenter::RateLimit};
+use crate::{
+    api::AcqpAuthorization,
+    devcenter::{RateLimit, policy::EndpointPolicy},
+};
 
 /// The field manager of every server-side apply, and the Events' reporting controller.
 pub const MANAGER: &str = "acqp-operator";
@@ -41,8 +46,8 @@ pub struct Context {
     pub applications: Registry,
     /// Prometheus metrics.
     pub metrics: Metrics,
-    /// The only namespace the operator acts in, or `None` for all.
-    pub namespace: Option<String>,
+    /// The namespaces the operator acts in.
+    pub(crate) scope: Scope,
     /// Every AcqpAuthorization the operator watches.
     pub authorizations: Store<AcqpAuthorization>,
     /// The token Secrets the operator wrote (selected by its label).
@@ -59,6 +64,10 @@ pub struct Context {
     pub(crate) claims: ClaimIndex,
     /// The rate limit of each application's Developer Center client.
     pub rate_limit: RateLimit,
+    /// Where Developer Center clients and invitation webhooks may connect.
+    pub endpoint_policy: Arc<EndpointPolicy>,
+    /// Invitation webhook deliveries in flight, bounded.
+    pub(crate) invitations: super::invitation::Deliveries,
     wakes: mpsc::UnboundedSender<ObjectRef<AcqpAuthorization>>,
     stop: watch::Sender<bool>,
 }
@@ -68,7 +77,7 @@ impl Context {
     /// or their application changed (for the AcqpAuthorization controller's `reconcile_on`).
     pub fn new(
         client: kube::Client,
-        namespace: Option<String>,
+        scope: Scope,
         caches: Caches,
         concurrency: u16,
         rate_limit: RateLimit,
@@ -84,13 +93,15 @@ impl Context {
             client,
             applications: Registry::default(),
             metrics: Metrics::new(),
-            namespace,
+            scope,
             authorizations: caches.authorizations,
             token_secrets: caches.token_secrets,
             concurrency,
             retries: RetryBackoff::default(),
             claims: ClaimIndex::default(),
             rate_limit,
+            endpoint_policy: Arc::default(),
+            invitations: super::invitation::Deliveries::default(),
             wakes,
             stop: watch::Sender::new(false),
         };
@@ -109,15 +120,22 @@ impl Context {
         Recorder::new(self.client.clone(), self.reporter.clone())
     }
 
-    /// An API for `K` in the operator's namespace, or in all namespaces.
-    pub fn api<K>(&self) -> Api<K>
+    /// A watch of `K` in the operator's namespaces, for the cache whose reader is `cache`.
+    pub fn watch<K>(
+        &self,
+        config: watcher::Config,
+        cache: Store<K>,
+    ) -> BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug
+            + Send
+            + Sync
+            + 'static,
     {
-        match &self.namespace {
-            Some(namespace) => Api::namespaced(self.client.clone(), namespace),
-            None => Api::all(self.client.clone()),
-        }
+        self.scope.watch(&self.client, config, cache)
     }
 
     /// Resolves once the operator is stopping (a signal, or the leader lease was lost); pass it

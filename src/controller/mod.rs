@@ -9,6 +9,7 @@ mod claims;
 mod context;
 mod invitation;
 pub mod metrics;
+mod namespaces;
 mod notify;
 mod poller;
 pub mod registry;
@@ -25,7 +26,13 @@ pub use context::{Caches, Context, MANAGER};
 pub use metrics::Metrics;
 pub use registry::{Application, ApplicationFacts, NotReadyReason, Readiness, Registry};
 
-use crate::{api::AcqpAuthorization, devcenter::RateLimit};
+use crate::{
+    api::AcqpAuthorization,
+    devcenter::{
+        RateLimit,
+        policy::{AllowEntry, EndpointPolicy},
+    },
+};
 
 /// How long stopping controllers may take before they are abandoned; below Kubernetes' default
 /// 30 s termination grace period, so the lease is still released in time.
@@ -34,9 +41,10 @@ const STOP_GRACE: Duration = Duration::from_secs(20);
 /// Command-line arguments of `acqp-operator run`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct RunArgs {
-    /// Act only in this namespace [default: all namespaces].
-    #[arg(long, value_name = "NAMESPACE")]
-    pub namespace: Option<String>,
+    /// Act only in these namespaces: repeat the flag or separate them with commas [default:
+    /// all namespaces]. The operator watches exactly these, so it needs Roles only there.
+    #[arg(long, value_name = "NAMESPACE", value_delimiter = ',')]
+    pub namespace: Vec<String>,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: SocketAddr,
@@ -65,6 +73,12 @@ pub struct RunArgs {
     /// Requests per application that may go at once after a quiet spell, above --devcenter-qps.
     #[arg(long, value_name = "N", default_value_t = RateLimit::default().burst)]
     pub devcenter_burst: NonZeroU32,
+    /// What Developer Center endpoints and invitation webhooks may reach beyond public
+    /// addresses (loopback, private, link-local and metadata addresses are refused otherwise):
+    /// networks (127.0.0.0/8, fd00::/8), addresses, host names or *.domain; repeat the flag or
+    /// separate entries with commas.
+    #[arg(long, value_name = "ENTRY", value_delimiter = ',')]
+    pub endpoint_allowlist: Vec<AllowEntry>,
 }
 
 impl RunArgs {
@@ -104,9 +118,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // the leader: a standby holds no copy of the resources.
     let (authorizations, authorization_writer) = reflector::store();
     let (token_secrets, secret_writer) = reflector::store();
-    let (ctx, wakes) = Context::new(
+    let (mut ctx, wakes) = Context::new(
         client.clone(),
-        args.namespace.clone(),
+        namespaces::Scope::of(args.namespace.clone()),
         Caches {
             authorizations: authorizations.clone(),
             token_secrets,
@@ -114,6 +128,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.concurrency,
         args.rate_limit(),
     );
+    ctx.endpoint_policy = Arc::new(EndpointPolicy::allowing(args.endpoint_allowlist.clone()));
     let ctx = Arc::new(ctx);
 
     let (servers_stop, _) = watch::channel(false);
@@ -182,7 +197,7 @@ async fn lead(
         let namespace = args
             .lease_namespace
             .clone()
-            .or_else(|| args.namespace.clone())
+            .or_else(|| args.namespace.first().cloned())
             .context("--leader-elect needs --lease-namespace (or POD_NAMESPACE, or --namespace)")?;
         let identity = std::env::var("POD_NAME")
             .or_else(|_| std::env::var("HOSTNAME"))

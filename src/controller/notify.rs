@@ -4,7 +4,10 @@
 //! anything by itself (it carries no token); a stale one is refused, and one replayed while
 //! still fresh is acknowledged without another refresh.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use axum::{
     Router,
@@ -24,11 +27,11 @@ use tokio::{
 use tower::Service as _;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
 
-use super::registry::Registry;
+use super::registry::{Application, Registry};
 use crate::devcenter::{
-    Error, JSON_UTF8,
-    signing::CLIENT_ID_HEADER,
-    wire::{ResultCode, ResultInfo, ResultResponse},
+    DevCenterClient, Error, JSON_UTF8,
+    signing::{CLIENT_ID_HEADER, VerifyingKey},
+    wire::{Notification, ResultCode, ResultInfo, ResultResponse},
 };
 
 /// The path the Developer Center posts to.
@@ -146,8 +149,73 @@ async fn receive(
     body: Bytes,
 ) -> Response {
     let leading = *state.leading.borrow();
-    let (status, headers, body) = handle(&state.registry, leading, uri.path(), &headers, &body);
-    (status, headers, body).into_response()
+    // RSA verification is CPU work: it runs on the blocking pool, at most VERIFYING_AT_ONCE
+    // requests at a time, so a flood of forged notifications cannot stall the async workers
+    // that run the controllers. Waiting for a slot is bounded by the request timeout.
+    let Ok(_slot) = VERIFYING.acquire().await else {
+        unreachable!("the semaphore is never closed")
+    };
+    let path = uri.path().to_owned();
+    let verified = tokio::task::spawn_blocking(move || {
+        handle(&state.registry, leading, &path, &headers, &body)
+    })
+    .await;
+    match verified {
+        Ok((status, headers, body)) => (status, headers, body).into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "verifying a notification failed");
+            refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ResultCode::UnknownException,
+                "try again",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Notifications verified at once (each on a blocking thread).
+const VERIFYING_AT_ONCE: usize = 2;
+static VERIFYING: Semaphore = Semaphore::const_new(VERIFYING_AT_ONCE);
+
+/// Distinct Developer Center keys one notification is checked against. Applications that share
+/// a Client-Id usually share the key too, and then one check serves them all; a tenant that
+/// registers applications with someone else's Client-Id and keys of its own can make a
+/// notification cost at most this many checks.
+const MAX_KEYS_PER_NOTIFICATION: usize = 16;
+
+/// The one answer to every notification that is not authentic, whatever the reason (no
+/// Client-Id, an unknown one, a bad signature, a stale time): telling them apart would let
+/// anyone enumerate registered Client-Ids, and the reasons name the Secrets keys come from.
+/// Only the operator's log has the reason.
+const NOT_AUTHENTIC: &str = "the notification is not authentic";
+
+/// Refusals logged at warn at most once per this interval; the others at debug, counted.
+const REFUSAL_WARN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The last refusal logged at warn and how many since were not.
+static REFUSALS: Mutex<(Option<std::time::Instant>, u64)> = Mutex::new((None, 0));
+
+/// Logs why a notification was refused: always at debug, at warn only once per
+/// [`REFUSAL_WARN_INTERVAL`] (with the count of the others), so forged notifications cannot
+/// flood the log.
+fn log_refusal(client_id: &str, reason: &str) {
+    tracing::debug!(client_id, reason, "notification refused");
+    let mut refusals = REFUSALS.lock().unwrap_or_else(PoisonError::into_inner);
+    let (last, suppressed) = &mut *refusals;
+    let now = std::time::Instant::now();
+    if last.is_some_and(|at| now.duration_since(at) < REFUSAL_WARN_INTERVAL) {
+        *suppressed += 1;
+        return;
+    }
+    tracing::warn!(
+        client_id,
+        reason,
+        refused_since_last_warning = *suppressed,
+        "notification refused (further refusals within a minute are logged at debug)"
+    );
+    *last = Some(now);
+    *suppressed = 0;
 }
 
 /// Verifies a notification against every registered application with its Client-Id and
@@ -167,47 +235,46 @@ fn handle(
             "this replica is not the leader",
         );
     }
+    let not_authentic = || {
+        refuse(
+            StatusCode::UNAUTHORIZED,
+            ResultCode::InvalidSignature,
+            NOT_AUTHENTIC,
+        )
+    };
     let Some(client_id) = headers.get(CLIENT_ID_HEADER).and_then(|v| v.to_str().ok()) else {
-        tracing::warn!("notification without a Client-Id header rejected");
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            ResultCode::ParamIllegal,
-            "no Client-Id header",
-        );
+        log_refusal("", "no Client-Id header");
+        return not_authentic();
     };
     let apps = registry.by_client_id(client_id);
-    let mut verified = Vec::new();
-    let mut failure = None;
-    for app in &apps {
-        let Some(client) = &app.client else { continue };
-        match client.verify_notification(path, headers, body) {
-            Ok(notification) => verified.push((app, client, notification)),
-            Err(error) => failure = Some(error),
-        }
-    }
-    let Some((_, ack_client, _)) = verified.first() else {
-        let (status, code, reason) = match &failure {
-            None => (
-                StatusCode::UNAUTHORIZED,
-                ResultCode::InvalidClient,
-                "no application with this Client-Id is registered".to_owned(),
-            ),
-            Some(error @ Error::Protocol { .. }) => (
-                StatusCode::BAD_REQUEST,
-                ResultCode::ParamIllegal,
-                error.to_string(),
-            ),
-            Some(error) => (
-                StatusCode::UNAUTHORIZED,
-                ResultCode::InvalidSignature,
-                error.to_string(),
-            ),
+    let checked = authenticate(&apps, path, headers, body);
+    let Some((_, ack_client, _)) = checked.verified.first() else {
+        return match &checked.failure {
+            // Authentic, but not what the contract says: the sender holds the key, so it may
+            // hear what is wrong.
+            Some(error @ Error::Protocol { .. }) => {
+                log_refusal(client_id, &error.to_string());
+                refuse(
+                    StatusCode::BAD_REQUEST,
+                    ResultCode::ParamIllegal,
+                    &error.to_string(),
+                )
+            }
+            Some(error) => {
+                log_refusal(client_id, &error.to_string());
+                not_authentic()
+            }
+            None => {
+                log_refusal(
+                    client_id,
+                    "no application with this Client-Id is registered",
+                );
+                not_authentic()
+            }
         };
-        tracing::warn!(client_id, %reason, "notification rejected");
-        return refuse(status, code, &reason);
     };
     let (ack_headers, ack_body) = ack_client.acknowledge_notification(path);
-    for (app, client, notification) in &verified {
+    for (app, client, notification) in &checked.verified {
         if !client.first_delivery(headers) {
             // Acknowledged again (the sender may have lost our answer), but refreshed once.
             tracing::debug!(
@@ -228,6 +295,68 @@ fn handle(
         app.refresh_acquirer(&notification.acquirer_id);
     }
     (StatusCode::OK, ack_headers, ack_body)
+}
+
+/// What checking one notification against the applications of its Client-Id found.
+struct Checked<'a> {
+    /// The applications it is authentic for, with their clients and the notification.
+    verified: Vec<(&'a Arc<Application>, &'a DevCenterClient, Notification)>,
+    /// Why it is not authentic for the others (the last reason seen).
+    failure: Option<Error>,
+    /// How many signature checks it took: one per distinct key.
+    signature_checks: usize,
+}
+
+/// Checks the notification once per distinct Developer Center key among `apps` (at most
+/// [`MAX_KEYS_PER_NOTIFICATION`]), and shares each outcome among the applications with that
+/// key: whether a message verifies depends on nothing else, as they share path and Client-Id.
+fn authenticate<'a>(
+    apps: &'a [Arc<Application>],
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Checked<'a> {
+    let mut outcomes: Vec<(&VerifyingKey, Option<Notification>)> = Vec::new();
+    let mut checked = Checked {
+        verified: Vec::new(),
+        failure: None,
+        signature_checks: 0,
+    };
+    let mut unchecked = 0;
+    for app in apps {
+        let Some(client) = &app.client else { continue };
+        let key = client.devcenter_key();
+        let outcome = match outcomes.iter().find(|(known, _)| known.same_key(key)) {
+            Some((_, outcome)) => outcome.clone(),
+            None if outcomes.len() >= MAX_KEYS_PER_NOTIFICATION => {
+                unchecked += 1;
+                continue;
+            }
+            None => {
+                checked.signature_checks += 1;
+                let outcome = match client.verify_notification(path, headers, body) {
+                    Ok(notification) => Some(notification),
+                    Err(error) => {
+                        checked.failure = Some(error);
+                        None
+                    }
+                };
+                outcomes.push((key, outcome.clone()));
+                outcome
+            }
+        };
+        if let Some(notification) = outcome {
+            checked.verified.push((app, client, notification));
+        }
+    }
+    if unchecked > 0 {
+        tracing::debug!(
+            unchecked,
+            "applications sharing one Client-Id hold more than {MAX_KEYS_PER_NOTIFICATION} \
+             distinct Developer Center keys; notifications are not checked against the rest"
+        );
+    }
+    checked
 }
 
 /// An unsigned error result: signing it would need a verified Client-Id to sign for.
@@ -268,12 +397,17 @@ mod tests {
 
     /// Registers `namespace/demo` for CLIENT_ID, trusting `devcenter_public` notifications.
     fn register(registry: &Registry, namespace: &str, devcenter_public: &str) {
+        register_with_key(registry, namespace, &key_file(devcenter_public));
+    }
+
+    /// Registers `namespace/demo` for CLIENT_ID, trusting the public key in `pem`.
+    fn register_with_key(registry: &Registry, namespace: &str, pem: &[u8]) {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let config = ClientConfig::new(
             "http://127.0.0.1:9/".parse().unwrap(),
             CLIENT_ID,
             SigningKey::from_pem("tsp", &key_file("tsp-private.pem")).unwrap(),
-            VerifyingKey::from_pem("devcenter", &key_file(devcenter_public)).unwrap(),
+            VerifyingKey::from_pem("devcenter", pem).unwrap(),
         );
         let source = ClientSource {
             endpoint: "http://127.0.0.1:9/".into(),
@@ -292,6 +426,23 @@ mod tests {
         let client = DevCenterClient::new(config).unwrap();
         let app = Application::new(key, source, Some(client), facts, Duration::from_secs(60));
         registry.publish(app);
+    }
+
+    /// A public key PEM of its own for each `n`: the Developer Center's, with one byte of the
+    /// modulus changed. No private key matches it, which is all a key a tenant made up needs.
+    fn generated_public_key(n: usize) -> Vec<u8> {
+        use base64::Engine as _;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let pem = String::from_utf8(key_file("devcenter-public.pem")).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let mut der = engine.decode(body).unwrap();
+        // Inside the 256-byte modulus, which starts about 33 bytes into the SPKI.
+        der[100] = der[100].wrapping_add(1 + n as u8);
+        format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            engine.encode(der)
+        )
+        .into_bytes()
     }
 
     /// A notification signed with `signer` for `client_id`.
@@ -313,7 +464,7 @@ mod tests {
         let app = registry.get(namespace, "demo").unwrap();
         let woken = app.refresh_requested().now_or_never().is_some();
         let expected: &[&str] = if woken { &["1022188000000000001"] } else { &[] };
-        assert!(app.take_notified().iter().eq(expected));
+        assert!(app.take_notified().unwrap().iter().eq(expected));
         woken
     }
 
@@ -341,32 +492,67 @@ mod tests {
     fn forged_unknown_or_unsigned_notifications_change_nothing() {
         let registry = Registry::default();
         register(&registry, "team-a", "devcenter-public.pem");
+        let (mut unsigned, body) = notification("devcenter-private.pem", CLIENT_ID);
+        unsigned.remove(signing::SIGNATURE_HEADER);
         let cases = [
-            (
-                notification("tsp-private.pem", CLIENT_ID),
-                StatusCode::UNAUTHORIZED,
-                "INVALID_SIGNATURE",
-            ),
-            (
-                notification("devcenter-private.pem", "SANDBOX_OTHER"),
-                StatusCode::UNAUTHORIZED,
-                "INVALID_CLIENT",
-            ),
-            (
-                (HeaderMap::new(), b"{}".to_vec()),
-                StatusCode::BAD_REQUEST,
-                "PARAM_ILLEGAL",
-            ),
+            notification("tsp-private.pem", CLIENT_ID),
+            notification("devcenter-private.pem", "SANDBOX_OTHER"),
+            (HeaderMap::new(), b"{}".to_vec()),
+            (unsigned, body),
         ];
-        for ((headers, body), expected_status, expected_code) in cases {
+        // One answer for every reason, byte for byte: it tells a sender nothing, neither
+        // which Client-Ids are registered nor where their keys come from.
+        let mut answers = Vec::new();
+        for (headers, body) in cases {
             let (status, headers, body) = handle(&registry, true, NOTIFY_PATH, &headers, &body);
-            assert_eq!(
-                (status, result_code(&body).as_str()),
-                (expected_status, expected_code)
-            );
             assert!(!headers.contains_key(signing::SIGNATURE_HEADER));
             assert!(!refreshed(&registry, "team-a"));
+            answers.push((status, body));
         }
+        let expected = (
+            StatusCode::UNAUTHORIZED,
+            serde_json::to_vec(&ResultResponse {
+                result: ResultInfo::of(ResultCode::InvalidSignature, NOT_AUTHENTIC),
+            })
+            .unwrap(),
+        );
+        for answer in &answers {
+            assert_eq!(answer, &expected, "{}", String::from_utf8_lossy(&answer.1));
+        }
+    }
+
+    #[test]
+    fn applications_sharing_a_client_id_and_key_cost_one_check() {
+        let registry = Registry::default();
+        for n in 0..40 {
+            register(&registry, &format!("team-{n:02}"), "devcenter-public.pem");
+        }
+        // Someone else's keys under the same Client-Id: one more check each, up to the cap.
+        for n in 0..40 {
+            register(&registry, &format!("zz-{n:02}"), "tsp-public.pem");
+        }
+        let apps = registry.by_client_id(CLIENT_ID);
+        let (headers, body) = notification("devcenter-private.pem", CLIENT_ID);
+        let checked = authenticate(&apps, NOTIFY_PATH, &headers, &body);
+        assert_eq!(checked.signature_checks, 2);
+        assert_eq!(checked.verified.len(), 40);
+        let (headers, body) = notification("tsp-private.pem", CLIENT_ID);
+        let checked = authenticate(&apps, NOTIFY_PATH, &headers, &body);
+        assert_eq!(checked.signature_checks, 2);
+        assert_eq!(checked.verified.len(), 40, "the other key's applications");
+    }
+
+    #[test]
+    fn distinct_keys_per_notification_are_capped() {
+        let registry = Registry::default();
+        for n in 0..MAX_KEYS_PER_NOTIFICATION + 4 {
+            register_with_key(&registry, &format!("team-{n:02}"), &generated_public_key(n));
+        }
+        let apps = registry.by_client_id(CLIENT_ID);
+        let (headers, body) = notification("devcenter-private.pem", CLIENT_ID);
+        let checked = authenticate(&apps, NOTIFY_PATH, &headers, &body);
+        assert_eq!(checked.signature_checks, MAX_KEYS_PER_NOTIFICATION);
+        assert!(checked.verified.is_empty());
     }
 
     #[test]
@@ -423,7 +609,7 @@ mod tests {
             .unwrap()
             .result
             .result_message;
-        assert!(message.contains("refused as replays"), "{message}");
+        assert_eq!(message, NOT_AUTHENTIC);
         // Authentic headers over a body flipped from Active to Inactive.
         let (headers, body) = notification("devcenter-private.pem", CLIENT_ID);
         let flipped = String::from_utf8(body)

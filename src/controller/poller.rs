@@ -21,7 +21,7 @@ use super::{
 use crate::{
     api::duration,
     devcenter::{
-        AuthorizationFilter, DevCenterClient, Error,
+        AuthorizationFilter, DevCenterClient, Error, limits,
         wire::{AUTHORIZATION_INQUIRY_PATH, AuthorizationRecord},
     },
 };
@@ -46,15 +46,20 @@ async fn run(ctx: Arc<Context>, key: AppKey) {
         };
         let scope = tokio::select! {
             () = tokio::time::sleep_until(next_full_list) => Scope::All,
-            () = app.refresh_requested() => Scope::Acquirers(app.take_notified()),
+            () = app.refresh_requested() => match app.take_notified() {
+                Some(acquirers) => Scope::Acquirers(acquirers),
+                // More acquirers were named than are remembered: a full list serves them all.
+                None => Scope::All,
+            },
         };
         // Read again after the wait: the application's client or facts may have changed.
         let Some(app) = ctx.applications.get_key(&key) else {
             return;
         };
-        // The application controller stops pollers of applications that are not Ready; this
-        // covers a poll that was already due when that happened.
-        let (true, Some(client)) = (app.is_ready(), app.client.clone()) else {
+        // The application controller stops pollers of applications that are not Ready (but for
+        // a contract violation, which only a later complete list clears); this covers a poll
+        // that was already due when that happened.
+        let (true, Some(client)) = (app.facts.polls(), app.client.clone()) else {
             return;
         };
         let scope = match scope {
@@ -70,12 +75,21 @@ async fn run(ctx: Arc<Context>, key: AppKey) {
             Ok(()) => {
                 failures = 0;
                 if scope == Scope::All {
+                    app.set_contract_violation(None);
                     next_full_list =
                         Instant::now() + backoff::jittered(interval(), rand::rng().random());
                 }
             }
             Err(error) => {
                 failures += 1;
+                if let Error::OverLimit { .. } = error {
+                    // Forgotten rather than kept half-patched: what the endpoint sent is not
+                    // held past the bound, and until a complete list the application's
+                    // resources act on nothing (they keep their Secrets and status). The
+                    // application's Ready condition reports it at its next check.
+                    app.update_snapshot(|snapshot| *snapshot = None);
+                    app.set_contract_violation(Some(error.to_string()));
+                }
                 ctx.metrics
                     .reconcile_failed(CONTROLLER, error.metric_label());
                 tracing::warn!(
@@ -180,11 +194,10 @@ async fn refresh(
 ) -> Result<usize, Error> {
     let mut listed = HashSet::new();
     let mut visit = |page: Vec<AuthorizationRecord>| {
-        app.update_snapshot(|snapshot| {
-            if let Some(snapshot) = snapshot {
-                apply_page(snapshot, page, &mut listed, changed);
-            }
-        });
+        app.update_snapshot(|snapshot| match snapshot {
+            Some(snapshot) => apply_page(snapshot, page, &mut listed, changed),
+            None => Ok(()),
+        })
     };
     match scope {
         Scope::All => {
@@ -218,21 +231,36 @@ async fn refresh(
 }
 
 /// Puts one page of records into `snapshot`, noting which acquirers were listed and which
-/// records changed.
+/// records changed. The snapshot keeps the records not listed yet until the answer is
+/// complete, so new acquirers could push it past the records bound of one list: those are
+/// refused, and the snapshot stays within [`limits::MAX_RECORDS_PER_APPLICATION`].
 fn apply_page(
     snapshot: &mut Snapshot,
     page: Vec<AuthorizationRecord>,
     listed: &mut HashSet<String>,
     changed: &mut BTreeSet<String>,
-) {
+) -> Result<(), Error> {
     for record in page {
         let id = record.acquirer_id.clone();
+        if snapshot.len() as u64 >= limits::MAX_RECORDS_PER_APPLICATION
+            && !snapshot.contains_key(&id)
+        {
+            return Err(Error::OverLimit {
+                path: AUTHORIZATION_INQUIRY_PATH,
+                bound: format!(
+                    "the snapshot would hold more than the {} records the operator holds for \
+                     one application",
+                    limits::MAX_RECORDS_PER_APPLICATION
+                ),
+            });
+        }
         if differs(snapshot.get(&id), Some(&record)) {
             changed.insert(id.clone());
         }
         snapshot.insert(id.clone(), record);
         listed.insert(id);
     }
+    Ok(())
 }
 
 /// After a complete answer: removes the records that were `asked` for but not `listed`.
@@ -322,7 +350,7 @@ mod tests {
     ) -> BTreeSet<String> {
         let (mut listed, mut changed) = (HashSet::new(), BTreeSet::new());
         for page in pages {
-            apply_page(snapshot, page, &mut listed, &mut changed);
+            apply_page(snapshot, page, &mut listed, &mut changed).unwrap();
         }
         remove_unlisted(snapshot, asked, &listed, &mut changed);
         changed

@@ -42,6 +42,10 @@ pub enum NotReadyReason {
     DevCenterUnavailable,
     /// The credentials belong to a user who is not a Developer Admin.
     PermissionDenied,
+    /// An authentic answer went past what the operator holds for one application.
+    ContractViolation,
+    /// The operator's endpoint policy refuses `spec.endpoint`: nothing is sent there.
+    EndpointNotAllowed,
 }
 
 impl NotReadyReason {
@@ -54,6 +58,8 @@ impl NotReadyReason {
             NotReadyReason::DevCenterUnverified => "DevCenterUnverified",
             NotReadyReason::DevCenterUnavailable => "DevCenterUnavailable",
             NotReadyReason::PermissionDenied => "PermissionDenied",
+            NotReadyReason::ContractViolation => "ContractViolation",
+            NotReadyReason::EndpointNotAllowed => "EndpointNotAllowed",
         }
     }
 }
@@ -83,6 +89,56 @@ pub struct ApplicationFacts {
     pub integrated_products: Vec<Product>,
 }
 
+impl ApplicationFacts {
+    /// Whether the application's poller should run: while it is Ready, and while it is not
+    /// Ready only because a list broke a bound (a later complete list is what clears that).
+    pub(crate) fn polls(&self) -> bool {
+        match &self.readiness {
+            Readiness::Ready => true,
+            Readiness::NotReady { reason, .. } => *reason == NotReadyReason::ContractViolation,
+        }
+    }
+
+    /// These facts, but not Ready while the poller of `previous` (if it lists the same remote
+    /// application as `source`) reports a contract violation: the violation outlives the
+    /// application's own inquiry succeeding, until a complete list succeeds.
+    pub(crate) fn with_poll_outcome(
+        self,
+        previous: Option<&Application>,
+        source: &ClientSource,
+    ) -> Self {
+        let violation = previous
+            .filter(|p| p.source.endpoint == source.endpoint && p.client_id == source.client_id)
+            .and_then(Application::contract_violation);
+        match (violation, &self.readiness) {
+            (Some(violation), Readiness::Ready) => Self {
+                readiness: Readiness::NotReady {
+                    reason: NotReadyReason::ContractViolation,
+                    message: format!(
+                        "{violation}: the endpoint's answers exceed what the operator holds for \
+                         one application; fix the server behind spec.endpoint (listing is \
+                         retried with backoff, and this clears after a complete list)"
+                    ),
+                },
+                ..self
+            },
+            _ => self,
+        }
+    }
+}
+
+/// Acquirers named by notifications and not yet served, at most [`MAX_NOTIFIED`] of them.
+#[derive(Default)]
+struct Notified {
+    acquirers: BTreeSet<String>,
+    /// More were named than fit: the next poll lists everything instead.
+    overflowed: bool,
+}
+
+/// Acquirers remembered between two polls of one application; past this a full list serves
+/// them all, which costs the same pages as asking for them by ID would.
+pub(crate) const MAX_NOTIFIED: usize = 1000;
+
 /// Every authorization record of one application, by acquirer ID.
 pub(crate) type Snapshot = HashMap<String, AuthorizationRecord>;
 
@@ -92,8 +148,10 @@ pub(crate) type Snapshot = HashMap<String, AuthorizationRecord>;
 struct PollState {
     snapshot: RwLock<Option<Snapshot>>,
     /// Acquirers named by notifications since the poller last looked.
-    notified: Mutex<BTreeSet<String>>,
+    notified: Mutex<Notified>,
     wake: Notify,
+    /// Why the latest list broke a bound of [`crate::devcenter::limits`], until a complete list.
+    violation: Mutex<Option<String>>,
 }
 
 /// Where an application's client comes from: when it is unchanged, the client is reused, and
@@ -162,20 +220,51 @@ impl Application {
     }
 
     /// Asks the poller to look at one acquirer's record now (a notification named it). Calls
-    /// made while the poller is busy coalesce into one inquiry for all of them.
+    /// made while the poller is busy coalesce into one inquiry for all of them; past
+    /// [`MAX_NOTIFIED`] acquirers, into one full list.
     pub fn refresh_acquirer(&self, acquirer_id: &str) {
-        self.notified().insert(acquirer_id.to_owned());
+        {
+            let mut notified = self.notified();
+            if notified.acquirers.len() < MAX_NOTIFIED {
+                notified.acquirers.insert(acquirer_id.to_owned());
+            } else if !notified.acquirers.contains(acquirer_id) {
+                notified.overflowed = true;
+            }
+        }
         self.poll.wake.notify_one();
     }
 
-    /// Takes the acquirers named since the last call.
-    pub(crate) fn take_notified(&self) -> BTreeSet<String> {
-        std::mem::take(&mut *self.notified())
+    /// Takes the acquirers named since the last call; `None` if more were named than are
+    /// remembered, so everything must be listed.
+    pub(crate) fn take_notified(&self) -> Option<BTreeSet<String>> {
+        let Notified {
+            acquirers,
+            overflowed,
+        } = std::mem::take(&mut *self.notified());
+        (!overflowed).then_some(acquirers)
     }
 
-    fn notified(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+    fn notified(&self) -> std::sync::MutexGuard<'_, Notified> {
         self.poll
             .notified
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Why the latest list of this application broke a bound, if it did and no complete list
+    /// has succeeded since.
+    pub(crate) fn contract_violation(&self) -> Option<String> {
+        self.violation().clone()
+    }
+
+    /// Records (`Some`) or clears (`None`) the poller's contract violation.
+    pub(crate) fn set_contract_violation(&self, violation: Option<String>) {
+        *self.violation() = violation;
+    }
+
+    fn violation(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.poll
+            .violation
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }

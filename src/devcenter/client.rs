@@ -21,6 +21,8 @@ use tokio::time::Instant;
 
 use super::{
     Error,
+    limits::{self, ListBudget},
+    policy::{self, EndpointPolicy},
     signing::{self, SigningKey, VerifyingKey},
     wire::{
         APPLICATION_INQUIRY_PATH, AUTHORIZATION_INQUIRY_PATH, ApplicationInquiryRequest,
@@ -66,6 +68,12 @@ pub struct ClientConfig {
     pub retry_max_delay: Duration,
     /// How fast this client may send, retries included.
     pub rate_limit: RateLimit,
+    /// Where the client may connect. [`ClientConfig::new`] allows any address, for a client
+    /// aimed at an endpoint its user chose; the operator, which serves many tenants, sets the
+    /// policy of its `--endpoint-allowlist`.
+    pub endpoint_policy: Arc<EndpointPolicy>,
+    /// Refuse plain HTTP (Production applications: TLS protects the tokens in the answers).
+    pub https_only: bool,
 }
 
 /// A token bucket: up to `burst` requests at once, refilled at `requests_per_second`. Bursts
@@ -110,6 +118,8 @@ impl ClientConfig {
             retry_base_delay: Duration::from_millis(200),
             retry_max_delay: Duration::from_secs(5),
             rate_limit: RateLimit::default(),
+            endpoint_policy: Arc::new(EndpointPolicy::any_address()),
+            https_only: false,
         }
     }
 }
@@ -202,9 +212,9 @@ enum AttemptError {
 impl DevCenterClient {
     /// Builds a client; fails only if the HTTP stack cannot be set up (no TLS crypto provider).
     pub fn new(config: ClientConfig) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
+        let http = config
+            .endpoint_policy
+            .http_client(config.timeout, config.https_only)
             .map_err(|e| Error::Setup(describe(&e)))?;
         let base_url = config.endpoint.as_str().trim_end_matches('/').to_owned();
         let base_path = config.endpoint.path().trim_end_matches('/').to_owned();
@@ -253,21 +263,27 @@ impl DevCenterClient {
         page_size: NonZeroU32,
     ) -> Result<Vec<AuthorizationRecord>, Error> {
         let mut records = Vec::new();
-        self.for_each_authorization_page(filter, page_size, |page| records.extend(page))
-            .await?;
+        self.for_each_authorization_page(filter, page_size, |page| {
+            records.extend(page);
+            Ok(())
+        })
+        .await?;
         Ok(records)
     }
 
     /// [`DevCenterClient::list_all_authorizations`], handing each page's records to `visit` as
     /// it arrives, so a caller that folds them into a structure of its own never holds the whole
-    /// list besides it. After an error, `visit` has seen the pages before it.
+    /// list besides it; an error from `visit` ends the list with that error. After an error,
+    /// `visit` has seen the pages before it. Every page is checked against
+    /// [`super::limits`] first: past a bound the list ends with [`Error::OverLimit`].
     pub async fn for_each_authorization_page(
         &self,
         filter: &AuthorizationFilter,
         page_size: NonZeroU32,
-        mut visit: impl FnMut(Vec<AuthorizationRecord>),
+        mut visit: impl FnMut(Vec<AuthorizationRecord>) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let mut seen = 0u64;
+        let mut budget = ListBudget::default();
         for page_number in 1.. {
             let request = AuthorizationInquiryRequest {
                 acquirer_ids: filter.acquirer_ids.clone(),
@@ -277,11 +293,18 @@ impl DevCenterClient {
                 page_number,
             };
             let page = self.inquire_authorizations(&request).await?;
+            // Checked before the page is handed on: past a bound, nothing of it is kept.
+            budget
+                .admit(page_size.get(), page.total_count, &page.authorizations)
+                .map_err(|bound| Error::OverLimit {
+                    path: AUTHORIZATION_INQUIRY_PATH,
+                    bound,
+                })?;
             let short_page = page.authorizations.len() < page_size.get() as usize;
             seen += page.authorizations.len() as u64;
-            visit(page.authorizations);
-            // A short page ends the list even if totalCount grew meanwhile; this also bounds the
-            // loop against a server whose totalCount never stops growing.
+            visit(page.authorizations)?;
+            // A short page ends the list even if totalCount grew meanwhile; the budget ends
+            // it against a server whose totalCount never stops growing.
             if short_page || seen >= page.total_count {
                 break;
             }
@@ -302,10 +325,28 @@ impl DevCenterClient {
         body: &[u8],
     ) -> Result<Notification, Error> {
         self.authenticate(path, signing::REQUEST_TIME_HEADER, headers, body)?;
-        serde_json::from_slice(body).map_err(|e| Error::Protocol {
-            path: path.to_owned(),
-            reason: format!("the notification is not valid: {e}"),
-        })
+        let notification: Notification =
+            serde_json::from_slice(body).map_err(|e| Error::Protocol {
+                path: path.to_owned(),
+                reason: format!("the notification is not valid: {e}"),
+            })?;
+        // The ID is remembered until the next poll: bounded like the IDs of listed records.
+        let id_bytes = notification.acquirer_id.len();
+        if id_bytes > limits::MAX_ACQUIRER_ID_BYTES {
+            return Err(Error::Protocol {
+                path: path.to_owned(),
+                reason: format!(
+                    "the notification's acquirerId is {id_bytes} bytes, over {}",
+                    limits::MAX_ACQUIRER_ID_BYTES
+                ),
+            });
+        }
+        Ok(notification)
+    }
+
+    /// The key answers and notifications must be signed with.
+    pub fn devcenter_key(&self) -> &VerifyingKey {
+        &self.inner.config.devcenter_key
     }
 
     /// Whether a notification that [`Self::verify_notification`] accepted arrives for the first
@@ -433,6 +474,16 @@ impl DevCenterClient {
             limiter,
             seen: _,
         } = &*self.inner;
+        // Before anything is signed or sent: a scheme or an address the policy refuses.
+        config
+            .endpoint_policy
+            .check_url(&config.endpoint, config.https_only)
+            .map_err(|refusal| {
+                AttemptError::Final(Error::NotAllowed {
+                    path,
+                    reason: refusal.to_string(),
+                })
+            })?;
         limiter.acquire().await;
         let signed_path = format!("{base_path}{path}");
         let time = signing::now();
@@ -449,8 +500,24 @@ impl DevCenterClient {
             .body(body.to_vec())
             .send()
             .await
-            .map_err(|e| AttemptError::Transient(describe(&e)))?;
+            .map_err(|e| match policy::refusal_in(&e) {
+                Some(refusal) => AttemptError::Final(Error::NotAllowed {
+                    path,
+                    reason: refusal.to_string(),
+                }),
+                None => AttemptError::Transient(describe(&e)),
+            })?;
         let status = response.status();
+        // Never followed: a redirect would carry the signed request to a URL no one checked.
+        if status.is_redirection() {
+            return Err(AttemptError::Final(Error::Protocol {
+                path: signed_path,
+                reason: format!(
+                    "HTTP {status}: the endpoint answers with a redirect, which the operator \
+                     never follows; set spec.endpoint to the URL that serves the API itself"
+                ),
+            }));
+        }
         // Load balancers answer these without a signature; they say nothing about our request.
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             return Err(AttemptError::Transient(format!("HTTP {status}")));
@@ -628,19 +695,29 @@ fn backoff(config: &ClientConfig, attempts: u32) -> Duration {
     delay / 2 + delay.mul_f64(rand::rng().random_range(0.0..=0.5))
 }
 
-/// A reqwest error with its causes: the top-level message alone says only "error sending request".
+/// What kind of transport failure `error` is, in words a tenant may read (they end up in the
+/// application's Ready message): the kind, never what the network said, so the operator cannot
+/// serve as a probe of addresses and ports. The whole chain is logged at debug level.
 fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        error.to_string()
-    };
+    let mut chain = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
-        text = format!("{text}: {cause}");
+        chain = format!("{chain}: {cause}");
         source = cause.source();
     }
-    text
+    tracing::debug!(error = %chain, "Developer Center transport error");
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "cannot connect to the endpoint"
+    } else if error.is_body() || error.is_decode() {
+        "the connection broke while the answer was read"
+    } else if error.is_builder() {
+        "the HTTP client cannot be set up"
+    } else {
+        "the request failed (no answer)"
+    };
+    kind.to_owned()
 }
 
 /// The generic cell rate algorithm (GCRA), the token bucket without a refill task: each caller

@@ -41,6 +41,26 @@ pub enum Error {
         /// What was wrong with it.
         reason: String,
     },
+    /// An authentic answer past what the operator holds for one application (see
+    /// [`super::limits`]): the application's Developer Center broke the contract.
+    #[error(
+        "the Developer Center broke the contract at {path}: {bound}; the operator keeps the \
+         last complete list"
+    )]
+    OverLimit {
+        /// The API path called.
+        path: &'static str,
+        /// Which bound the answer broke (never the answer's content).
+        bound: String,
+    },
+    /// The operator's endpoint policy refuses the endpoint: nothing was sent.
+    #[error("the operator refused to call {path}: {reason}")]
+    NotAllowed {
+        /// The API path that was to be called.
+        path: &'static str,
+        /// The policy's reason, naming the policy (never what resolution found).
+        reason: String,
+    },
     /// The HTTP client could not be built (e.g. no TLS crypto provider installed).
     #[error("cannot set up the Developer Center client: {0}")]
     Setup(String),
@@ -59,6 +79,8 @@ impl Error {
             Error::Unavailable { .. } => "unavailable",
             Error::Unverified { .. } => "unverified",
             Error::Protocol { .. } => "protocol",
+            Error::OverLimit { .. } => "over_limit",
+            Error::NotAllowed { .. } => "not_allowed",
             Error::Setup(_) => "setup",
         }
     }

@@ -176,6 +176,14 @@ impl VerifyingKey {
     }
 }
 
+impl VerifyingKey {
+    /// Whether `other` is the same public key (wherever each was loaded from): a message
+    /// verifies with one exactly when it verifies with the other.
+    pub fn same_key(&self, other: &VerifyingKey) -> bool {
+        self.components.n == other.components.n && self.components.e == other.components.e
+    }
+}
+
 impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifyingKey")

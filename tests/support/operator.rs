@@ -58,6 +58,15 @@ impl Operator {
         if let Some(namespace) = &options.namespace {
             command.arg(format!("--namespace={namespace}"));
         }
+        // The simulator and the tests' fakes listen on loopback, which the operator refuses
+        // unless allowed; a test of the default policy passes an allowlist of its own.
+        if !options
+            .extra_args
+            .iter()
+            .any(|a| a.starts_with("--endpoint-allowlist"))
+        {
+            command.arg("--endpoint-allowlist=127.0.0.0/8,::1");
+        }
         command
             .args(&options.extra_args)
             .env(
