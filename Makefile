@@ -3,12 +3,12 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test demo bench chaos crds fmt lint control-plane image image-test help
+.PHONY: test demo bench chaos crds fmt lint control-plane conformance-tools conformance image image-test help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: control-plane lint ## Everything: formatting, clippy, unit, integration and end-to-end tests
+test: control-plane conformance-tools lint ## Everything: formatting, clippy, unit, integration and end-to-end tests
 	$(CARGO) test --all-targets --no-fail-fast
 
 demo: control-plane ## Control plane + simulator + operator, walked through invite → grant → rotation → revocation
@@ -36,6 +36,13 @@ image: ## Build the container image without Docker (OCI layout + docker archive 
 
 image-test: ## Build the image and inspect it: entrypoint, non-root user, no shell, size
 	$(CARGO) test --test image -- --ignored
+
+conformance-tools: ## Install Schemathesis (pinned in hack/versions.env) into a venv in the cache (once)
+	hack/conformance ensure
+
+conformance: conformance-tools ## The contract's conformance suite against a gateway: make conformance ENDPOINT=https://…
+	@test -n "$(ENDPOINT)" || { echo "usage: make conformance ENDPOINT=<base URL of the gateway> (see GATEWAY.md)" >&2; exit 2; }
+	hack/conformance run "$(ENDPOINT)"
 
 control-plane: ## Build etcd, kube-apiserver and helm from pinned Go modules (once; cached)
 	hack/control-plane ensure
