@@ -97,6 +97,131 @@ async fn bad_input_gets_contract_codes_never_a_500() {
     sim.shutdown().await;
 }
 
+/// What the conformance suite (tests/conformance.rs) found the simulator accepting or answering
+/// against the contract document, each pinned here.
+#[tokio::test]
+async fn conformance_findings_stay_fixed() {
+    let sim = start(config()).await;
+    let api = Caller::new(&sim);
+    let url = format!("{}{APPLICATION}", api.endpoint);
+    let signed_at = |time: String, client_id: &'static str| {
+        let signature = signing::sign(&tsp_key(), APPLICATION, client_id, &time, b"{}");
+        api.http
+            .post(&url)
+            .header("Client-Id", client_id)
+            .header("Request-Time", time)
+            .header("Signature", signature)
+            .body("{}")
+            .send()
+    };
+
+    // A correctly signed request from ten minutes ago (or ahead) is a replay, not a call.
+    let ten_minutes = jiff::SignedDuration::from_mins(10);
+    for moment in [
+        jiff::Zoned::now().checked_sub(ten_minutes).unwrap(),
+        jiff::Zoned::now().checked_add(ten_minutes).unwrap(),
+    ] {
+        let answer = signed_at(signing::format_time(&moment), DEMO)
+            .await
+            .unwrap();
+        let answer = api.verify(APPLICATION, answer).await;
+        assert_eq!(answer.code(), "INVALID_SIGNATURE", "{answer:?}");
+        assert!(answer.message().contains("Request-Time"), "{answer:?}");
+    }
+    let unparsable = api
+        .verify(APPLICATION, signed_at("noon".into(), DEMO).await.unwrap())
+        .await;
+    assert!(
+        unparsable.message().contains("not an ISO 8601 time"),
+        "{unparsable:?}"
+    );
+
+    // serde reads a JSON array as a struct's fields in order; the contract wants objects.
+    let positional = api
+        .call(
+            DEMO,
+            GENERATE,
+            &json!(["r-array", ACME, ["CashierPayment"]]),
+        )
+        .await;
+    assert_eq!(positional.code(), "PARAM_ILLEGAL", "{positional:?}");
+    assert!(
+        positional.message().contains("JSON object"),
+        "{positional:?}"
+    );
+    let empty_array = api.call_raw(DEMO, APPLICATION, b"[]".to_vec()).await;
+    assert_eq!(empty_array.code(), "PARAM_ILLEGAL");
+
+    // Values outside the documented limits, checked before the role.
+    for (client_id, path, body) in [
+        (
+            DEMO,
+            GENERATE,
+            json!({"authorizationRequestId": "r".repeat(65), "acquirerId": ACME, "products": ["AutoDebit"]}),
+        ),
+        (
+            VIEWER,
+            GENERATE,
+            json!({"authorizationRequestId": "r 1", "acquirerId": ACME, "products": ["AutoDebit"]}),
+        ),
+        (
+            DEMO,
+            GENERATE,
+            json!({"authorizationRequestId": "r1", "acquirerId": "", "products": ["AutoDebit"]}),
+        ),
+        (
+            DEMO,
+            INQUIRY,
+            json!({"acquirerIds": [], "pageSize": 10, "pageNumber": 1}),
+        ),
+        (
+            DEMO,
+            INQUIRY,
+            json!({"acquirerName": "", "pageSize": 10, "pageNumber": 1}),
+        ),
+        (
+            VIEWER,
+            INQUIRY,
+            json!({"pageSize": 10, "pageNumber": 2_147_483_648_u64}),
+        ),
+    ] {
+        let answer = api.call(client_id, path, &body).await;
+        assert_eq!(answer.code(), "PARAM_ILLEGAL", "{body}: {answer:?}");
+    }
+    // Unknown fields and nulls for optional fields are accepted, as the document says.
+    let lenient = api
+        .call(
+            DEMO,
+            INQUIRY,
+            &json!({"acquirerName": null, "status": null, "future": {"x": 1}, "pageSize": 1, "pageNumber": 1}),
+        )
+        .await;
+    assert_eq!(lenient.code(), "SUCCESS", "{lenient:?}");
+    // JSON Schema's `integer` includes 10.0; serde alone refused it as a float.
+    let fraction = api
+        .call(DEMO, INQUIRY, &json!({"pageSize": 10.0, "pageNumber": 1e0}))
+        .await;
+    assert_eq!(fraction.code(), "SUCCESS", "{fraction:?}");
+    let not_integral = api
+        .call(DEMO, INQUIRY, &json!({"pageSize": 10.5, "pageNumber": 1}))
+        .await;
+    assert_eq!(not_integral.code(), "PARAM_ILLEGAL", "{not_integral:?}");
+
+    // An answer echoes a malformed Client-Id as empty, so its own header stays well-formed.
+    let malformed = api
+        .verify(
+            APPLICATION,
+            signed_at(signing::now(), "not a client id").await.unwrap(),
+        )
+        .await;
+    assert_eq!(malformed.code(), "INVALID_SIGNATURE");
+    assert!(
+        malformed.message().contains("malformed Client-Id"),
+        "{malformed:?}"
+    );
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn roles_integration_and_contract_checks_name_the_problem() {
     let sim = start(config()).await;

@@ -21,7 +21,7 @@ use crate::devcenter::{
 };
 
 use super::{
-    Shared,
+    Shared, checks,
     faults::Fault,
     server::{DropConnection, MAX_BODY_BYTES},
     state::{InquiryQuery, Refusal},
@@ -32,6 +32,7 @@ pub(crate) async fn call(State(sim): State<Arc<Shared>>, request: Request) -> Re
     let path = request.uri().path().to_owned();
     let (parts, body) = request.into_parts();
     let client_id = header_str(&parts.headers, signing::CLIENT_ID_HEADER)
+        .filter(|id| checks::well_formed_client_id(id))
         .unwrap_or_default()
         .to_owned();
 
@@ -197,7 +198,7 @@ fn authenticate(
     let missing = |name: &str| {
         invalid(
             ResultCode::InvalidSignature,
-            format!("missing or unreadable {name} header"),
+            format!("missing or malformed {name} header"),
         )
     };
     if client_id.is_empty() {
@@ -220,19 +221,27 @@ fn authenticate(
             ResultCode::InvalidSignature,
             format!("{error}; sign `POST {path}\\n<Client-Id>.<Request-Time>.<body>` with the application's private key"),
         )
-    })
+    })?;
+    // After the signature, so the time judged is the one the sender signed.
+    checks::fresh(time, sim.now()).or_else(|reason| invalid(ResultCode::InvalidSignature, reason))
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
-    serde_json::from_slice(body).map_err(|error| {
+    let illegal = |message: String| {
         (
             StatusCode::OK,
-            ResultInfo::of(
-                ResultCode::ParamIllegal,
-                format!("invalid request body: {error}"),
-            ),
+            ResultInfo::of(ResultCode::ParamIllegal, message),
         )
-    })
+    };
+    if !checks::is_json_object(body) {
+        return Err(illegal(
+            "invalid request body: the body must be a JSON object".into(),
+        ));
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|error| illegal(format!("invalid request body: {error}")))?;
+    checks::integral_numbers_as_integers(&mut value);
+    serde_json::from_value(value).map_err(|error| illegal(format!("invalid request body: {error}")))
 }
 
 fn refusal_result(refusal: Refusal) -> ResultInfo {

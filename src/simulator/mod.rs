@@ -2,15 +2,18 @@
 //!
 //! Real HTTP with real signatures: the signed contract endpoints (`api`), the consent page the
 //! ACQP opens (`consent`), test and ACQP-side controls under `/sim/` (`control`), fault injection
-//! (`faults`), signed notifications (`notify`) and `--state` persistence (`persist`), around a pure
-//! state machine (`state`) seeded from YAML (`config`).
+//! (`faults`), signed notifications (`notify`), `--state` persistence (`persist`) and the contract
+//! document (`openapi`, `GET /openapi.json`), around a pure state machine (`state`) seeded from
+//! YAML (`config`).
 
 mod api;
+mod checks;
 mod config;
 mod consent;
 mod control;
 mod faults;
 mod notify;
+pub mod openapi;
 mod persist;
 mod server;
 mod state;

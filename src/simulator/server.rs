@@ -19,9 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tower::Service;
 
-use crate::devcenter::wire;
-
-use super::{Shared, api, consent, control};
+use super::{Shared, api, consent, control, openapi};
 
 /// Largest request body accepted anywhere; larger contract calls get PARAM_ILLEGAL.
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -37,13 +35,16 @@ struct Dropped;
 
 /// Every route of the simulator.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    let contract = Router::new()
-        .route(wire::APPLICATION_INQUIRY_PATH, post(api::call))
-        .route(wire::GENERATE_URL_PATH, post(api::call))
-        .route(wire::AUTHORIZATION_INQUIRY_PATH, post(api::call));
+    let contract = openapi::CONTRACT_PATHS
+        .iter()
+        .fold(Router::new(), |routes, path| {
+            routes.route(path, post(api::call))
+        });
     Router::new()
         .merge(contract)
         .route("/consent/{id}", get(consent::show).post(consent::decide))
+        .route("/openapi.json", get(openapi::json))
+        .route("/openapi.yaml", get(openapi::yaml))
         .merge(control::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)

@@ -19,6 +19,16 @@ use super::config::{AcquirerConfig, ApplicationConfig, Config, ConfigError};
 
 /// Largest `pageSize` accepted by the authorization inquiry.
 pub const MAX_PAGE_SIZE: u32 = 100;
+/// Largest `pageNumber`: the int32 range, so a gateway may store it in a 32-bit integer.
+pub const MAX_PAGE_NUMBER: u32 = i32::MAX as u32;
+/// Longest `authorizationRequestId`, in characters.
+pub const MAX_REQUEST_ID_CHARS: usize = 64;
+/// Longest ACQP ID, in characters; the same bound as `spec.acqp.id`.
+pub const MAX_ACQUIRER_ID_CHARS: usize = 64;
+/// Longest `acquirerName` filter, in characters; the same bound as `spec.acqp.name`.
+pub const MAX_ACQUIRER_NAME_CHARS: usize = 256;
+/// Most ACQP IDs in one `acquirerIds` filter: one page's worth.
+pub const MAX_ACQUIRER_IDS: usize = MAX_PAGE_SIZE as usize;
 
 /// The seed's immutable part: who may call and which acquirers exist.
 #[derive(Clone, Debug)]
@@ -278,12 +288,9 @@ impl State {
         products: &[Product],
         now: Timestamp,
     ) -> Result<Issued, Refusal> {
-        self.admin(client_id, "generate authorization URLs")?;
-        if request_id.is_empty() {
-            return Err(Refusal::ParamIllegal(
-                "authorizationRequestId is empty".into(),
-            ));
-        }
+        // The body first, then the role: a malformed request is malformed whoever sends it.
+        check_request_id(request_id)?;
+        check_acquirer_id("acquirerId", acquirer_id)?;
         let product_set: BTreeSet<Product> = products.iter().copied().collect();
         if product_set.is_empty() {
             return Err(Refusal::ParamIllegal("products is empty".into()));
@@ -291,6 +298,7 @@ impl State {
         if product_set.len() != products.len() {
             return Err(Refusal::ParamIllegal("products has duplicates".into()));
         }
+        self.admin(client_id, "generate authorization URLs")?;
         if let Some(previous) = self.previous_answer(client_id, request_id, now) {
             if previous.acquirer_id == acquirer_id && previous.products == product_set {
                 return Ok(Issued {
@@ -464,16 +472,37 @@ impl State {
 
     /// `authorizations/inquiry`: the caller's records, filtered, one page.
     pub fn inquiry(&self, client_id: &str, query: &InquiryQuery) -> Result<InquiryPage, Refusal> {
-        self.admin(client_id, "read authorizations")?;
         if !(1..=MAX_PAGE_SIZE).contains(&query.page_size) {
             return Err(Refusal::ParamIllegal(format!(
                 "pageSize must be between 1 and {MAX_PAGE_SIZE}, got {}",
                 query.page_size
             )));
         }
-        if query.page_number < 1 {
-            return Err(Refusal::ParamIllegal("pageNumber starts at 1".into()));
+        if !(1..=MAX_PAGE_NUMBER).contains(&query.page_number) {
+            return Err(Refusal::ParamIllegal(format!(
+                "pageNumber must be between 1 and {MAX_PAGE_NUMBER}, got {}",
+                query.page_number
+            )));
         }
+        if let Some(ids) = &query.acquirer_ids {
+            if !(1..=MAX_ACQUIRER_IDS).contains(&ids.len()) {
+                return Err(Refusal::ParamIllegal(format!(
+                    "acquirerIds must list 1 to {MAX_ACQUIRER_IDS} IDs (omit it for all ACQPs), got {}",
+                    ids.len()
+                )));
+            }
+            for id in ids {
+                check_acquirer_id("acquirerIds", id)?;
+            }
+        }
+        if let Some(name) = &query.acquirer_name
+            && !(1..=MAX_ACQUIRER_NAME_CHARS).contains(&name.chars().count())
+        {
+            return Err(Refusal::ParamIllegal(format!(
+                "acquirerName must be 1 to {MAX_ACQUIRER_NAME_CHARS} characters (omit it for any name)"
+            )));
+        }
+        self.admin(client_id, "read authorizations")?;
         let needle = query.acquirer_name.as_deref().map(str::to_lowercase);
         let matching: Vec<(String, &Authorization)> = self
             .data
@@ -538,6 +567,30 @@ impl State {
         }
         counts
     }
+}
+
+/// An `authorizationRequestId`: 1 to 64 of `A-Z a-z 0-9 _ . : -`.
+fn check_request_id(id: &str) -> Result<(), Refusal> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_.:-".contains(c);
+    if id.is_empty() || id.chars().count() > MAX_REQUEST_ID_CHARS || !id.chars().all(allowed) {
+        return Err(Refusal::ParamIllegal(format!(
+            "authorizationRequestId must be 1 to {MAX_REQUEST_ID_CHARS} letters, digits, '_', '.', ':' or '-'"
+        )));
+    }
+    Ok(())
+}
+
+/// An ACQP ID: 1 to 64 ASCII letters and digits, as `spec.acqp.id` allows.
+fn check_acquirer_id(field: &str, id: &str) -> Result<(), Refusal> {
+    if id.is_empty()
+        || id.len() > MAX_ACQUIRER_ID_CHARS
+        || !id.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        return Err(Refusal::ParamIllegal(format!(
+            "{field}: an ACQP ID is 1 to {MAX_ACQUIRER_ID_CHARS} letters and digits, e.g. 1022188000000000001"
+        )));
+    }
+    Ok(())
 }
 
 fn list<'a>(products: impl Iterator<Item = &'a Product>) -> String {
@@ -826,6 +879,80 @@ acquirerRanges: [{prefix: "99", count: 250, digits: 3, namePrefix: Scale, contra
             )
             .unwrap();
         assert_eq!(by_ids.total_count, 2);
+    }
+
+    #[test]
+    fn bodies_outside_the_documented_limits_are_param_illegal_before_the_role_is_checked() {
+        let mut s = state();
+        let long_id = "r".repeat(MAX_REQUEST_ID_CHARS + 1);
+        for (request_id, acquirer_id) in [
+            ("", ACME),
+            (long_id.as_str(), ACME),
+            ("r 1", ACME),
+            ("r1", ""),
+            ("r1", "1022188-1"),
+            ("r1", &"9".repeat(MAX_ACQUIRER_ID_CHARS + 1)),
+        ] {
+            let refused = s.generate_url(VIEWER, request_id, acquirer_id, &[CashierPayment], t(0));
+            assert!(
+                matches!(refused, Err(Refusal::ParamIllegal(_))),
+                "{request_id:?} {acquirer_id:?}: {refused:?}"
+            );
+        }
+        let longest = "a:b.c_d-".repeat(MAX_REQUEST_ID_CHARS / 8);
+        assert!(
+            s.generate_url(DEMO, &longest, ACME, &[CashierPayment], t(0))
+                .is_ok()
+        );
+
+        let page = InquiryQuery {
+            page_size: 10,
+            page_number: 1,
+            ..Default::default()
+        };
+        let too_many: Vec<String> = (0..=MAX_ACQUIRER_IDS)
+            .map(|i| format!("99{i:03}"))
+            .collect();
+        for query in [
+            InquiryQuery {
+                page_number: MAX_PAGE_NUMBER + 1,
+                ..page.clone()
+            },
+            InquiryQuery {
+                acquirer_ids: Some(vec![]),
+                ..page.clone()
+            },
+            InquiryQuery {
+                acquirer_ids: Some(too_many),
+                ..page.clone()
+            },
+            InquiryQuery {
+                acquirer_ids: Some(vec!["not an id".into()]),
+                ..page.clone()
+            },
+            InquiryQuery {
+                acquirer_name: Some(String::new()),
+                ..page.clone()
+            },
+            InquiryQuery {
+                acquirer_name: Some("é".repeat(MAX_ACQUIRER_NAME_CHARS + 1)),
+                ..page.clone()
+            },
+        ] {
+            let refused = s.inquiry(VIEWER, &query);
+            assert!(
+                matches!(refused, Err(Refusal::ParamIllegal(_))),
+                "{query:?}: {:?}",
+                refused.map(|p| p.total_count)
+            );
+        }
+        // The name bound counts characters, not bytes.
+        let widest = InquiryQuery {
+            acquirer_name: Some("é".repeat(MAX_ACQUIRER_NAME_CHARS)),
+            page_number: MAX_PAGE_NUMBER,
+            ..page
+        };
+        assert!(s.inquiry(DEMO, &widest).is_ok());
     }
 
     #[test]
