@@ -24,7 +24,7 @@ use tokio::{
 use tower::Service as _;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
 
-use super::registry::Registry;
+use super::{metrics::Metrics, registry::Registry};
 use crate::devcenter::{
     Error, JSON_UTF8,
     signing::CLIENT_ID_HEADER,
@@ -53,6 +53,7 @@ struct Limits {
 #[derive(Clone)]
 pub(crate) struct NotifyState {
     pub(crate) registry: Registry,
+    pub(crate) metrics: Metrics,
     pub(crate) leading: watch::Receiver<bool>,
 }
 
@@ -147,6 +148,7 @@ async fn receive(
 ) -> Response {
     let leading = *state.leading.borrow();
     let (status, headers, body) = handle(&state.registry, leading, uri.path(), &headers, &body);
+    state.metrics.notification_answered(status);
     (status, headers, body).into_response()
 }
 
@@ -447,6 +449,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let state = NotifyState {
             registry: registry.clone(),
+            metrics: Metrics::new(),
             leading,
         };
         // The sender lives as long as the server task, so the replica stays the leader.
