@@ -95,7 +95,9 @@ pub(crate) fn scrape(
             })
             .or_default() += 1;
         if facts.stalled {
-            stalled.get_or_create(&facts.labels(facts.ready_reason)).set(1);
+            stalled
+                .get_or_create(&facts.labels(facts.ready_reason))
+                .set(1);
         }
         if facts.phase == Phase::AwaitingAuthorization {
             // Ready turned False when the wait began and stays so across re-issued URLs (they
@@ -180,7 +182,11 @@ impl<'a> Facts<'a> {
         let find = |type_: &str| conditions.iter().find(|c| c.type_ == type_);
         let ready = find(READY);
         Facts {
-            namespace: authorization.metadata.namespace.as_deref().unwrap_or_default(),
+            namespace: authorization
+                .metadata
+                .namespace
+                .as_deref()
+                .unwrap_or_default(),
             name: authorization.metadata.name.as_deref().unwrap_or_default(),
             application: &authorization.spec.application_ref.name,
             acqp_id: &authorization.spec.acqp.id,
@@ -348,7 +354,9 @@ mod tests {
         let mut lines = samples(&text);
         lines.sort_unstable();
         let who = |name: &str| {
-            format!(r#"namespace="team",authorization="{name}",application="demo",acqp_id="id{name}""#)
+            format!(
+                r#"namespace="team",authorization="{name}",application="demo",acqp_id="id{name}""#
+            )
         };
         let mut expected = vec![
             "acqp_operator_leader 1".to_owned(),
@@ -403,7 +411,10 @@ mod tests {
             count("acqp_operator_authorization_awaiting_since_timestamp_seconds{"),
             N
         );
-        assert_eq!(count("acqp_operator_authorization_url_expiry_timestamp_seconds{"), N);
+        assert_eq!(
+            count("acqp_operator_authorization_url_expiry_timestamp_seconds{"),
+            N
+        );
         assert_eq!(count("acqp_operator_authorization_stalled{"), 0);
         // leader, one by-reason count, one application.
         assert_eq!(samples(&text).len(), 2 * N + 3);
