@@ -7,7 +7,10 @@ use futures::FutureExt as _;
 use axum::{Router, extract::State, http::StatusCode, http::header, response::IntoResponse};
 use kube::runtime::reflector::Store;
 use prometheus_client::{
-    encoding::{EncodeLabelSet, text::encode},
+    encoding::{
+        EncodeLabelSet,
+        text::{encode_eof, encode_registry},
+    },
     metrics::{
         counter::Counter,
         family::Family,
@@ -43,6 +46,11 @@ struct PathLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
     phase: &'static str,
 }
@@ -66,6 +74,7 @@ pub struct Metrics {
     authorizations: Family<PhaseLabels, Gauge>,
     token_rotations: Counter,
     grant_latency: Histogram,
+    notifications: Family<NotificationLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -122,6 +131,17 @@ impl Metrics {
             "Seconds from an authorization URL being issued to the ACQP's grant",
             grant_latency.clone(),
         );
+        let notifications = Family::default();
+        registry.register(
+            "notifications",
+            "Developer Center notifications by answer: accepted, not_leader, invalid_request, \
+             unauthenticated",
+            notifications.clone(),
+        );
+        // Every answer from the start, so a rate over them exists before the first rejection.
+        for result in NOTIFICATION_RESULTS {
+            drop(notifications.get_or_create(&NotificationLabels { result }));
+        }
         Self {
             registry: Arc::new(registry),
             reconciles,
@@ -131,6 +151,7 @@ impl Metrics {
             authorizations,
             token_rotations,
             grant_latency,
+            notifications,
         }
     }
 
@@ -175,6 +196,19 @@ impl Metrics {
         self.grant_latency.observe(latency.as_secs_f64());
     }
 
+    /// Counts one answer of the notification endpoint by its HTTP status.
+    pub(crate) fn notification_answered(&self, status: StatusCode) {
+        let result = match status {
+            StatusCode::OK => "accepted",
+            StatusCode::SERVICE_UNAVAILABLE => "not_leader",
+            StatusCode::UNAUTHORIZED => "unauthenticated",
+            _ => "invalid_request",
+        };
+        self.notifications
+            .get_or_create(&NotificationLabels { result })
+            .inc();
+    }
+
     /// Sets the by-phase gauge from the resources themselves, so it is right after a restart or a
     /// deletion without any reconciler keeping count. Resources without a phase yet are Pending.
     fn count_phases(&self, authorizations: &Store<AcqpAuthorization>) {
@@ -206,15 +240,25 @@ impl Metrics {
         }
     }
 
-    /// The OpenMetrics text exposition.
-    fn encode(&self) -> String {
+    /// The OpenMetrics text exposition: these metrics, then the ones computed for this scrape.
+    fn encode(&self, scraped: &Registry) -> String {
         let mut text = String::new();
-        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        encode_registry(&mut text, &self.registry).expect("writing to a String cannot fail");
+        encode_registry(&mut text, scraped).expect("writing to a String cannot fail");
+        encode_eof(&mut text).expect("writing to a String cannot fail");
         text
     }
 }
 
-fn phase_label(phase: Phase) -> &'static str {
+/// The `result` labels of `acqp_operator_notifications_total`.
+const NOTIFICATION_RESULTS: [&str; 4] = [
+    "accepted",
+    "not_leader",
+    "invalid_request",
+    "unauthenticated",
+];
+
+pub(super) fn phase_label(phase: Phase) -> &'static str {
     match phase {
         Phase::Pending => "Pending",
         Phase::AwaitingAuthorization => "AwaitingAuthorization",
@@ -229,6 +273,8 @@ fn phase_label(phase: Phase) -> &'static str {
 pub(crate) struct HealthState {
     pub(crate) metrics: Metrics,
     pub(crate) authorizations: Store<AcqpAuthorization>,
+    /// The registered applications, for the per-application gauges.
+    pub(crate) applications: super::Registry,
     /// Whether this replica leads (and so runs the controllers and their caches).
     pub(crate) leading: watch::Receiver<bool>,
 }
@@ -254,12 +300,14 @@ pub(crate) async fn serve(
 
 async fn metrics(State(state): State<HealthState>) -> impl IntoResponse {
     state.metrics.count_phases(&state.authorizations);
+    let leading = *state.leading.borrow();
+    let scraped = super::inventory::scrape(&state.authorizations, &state.applications, leading);
     (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.encode(),
+        state.metrics.encode(&scraped),
     )
 }
 
@@ -296,7 +344,8 @@ mod tests {
         metrics.observe_grant_latency(Duration::from_secs(5));
         let (store, _writer) = kube::runtime::reflector::store();
         metrics.count_phases(&store);
-        let text = metrics.encode();
+        metrics.notification_answered(StatusCode::UNAUTHORIZED);
+        let text = metrics.encode(&Registry::default());
         for line in [
             r#"acqp_operator_reconciles_total{controller="application"} 1"#,
             r#"acqp_operator_reconcile_errors_total{controller="poller",reason="unavailable"} 1"#,
@@ -305,6 +354,8 @@ mod tests {
             r#"acqp_operator_authorizations{phase="Active"} 0"#,
             "acqp_operator_token_rotations_total 1",
             "acqp_operator_grant_latency_seconds_count 1",
+            r#"acqp_operator_notifications_total{result="unauthenticated"} 1"#,
+            r#"acqp_operator_notifications_total{result="accepted"} 0"#,
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -7,6 +7,7 @@ pub mod authorization;
 mod backoff;
 mod claims;
 mod context;
+mod inventory;
 mod invitation;
 pub mod metrics;
 mod namespaces;
@@ -142,6 +143,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let health = metrics::HealthState {
         metrics: ctx.metrics.clone(),
         authorizations,
+        applications: ctx.applications.clone(),
         leading: leading_rx.clone(),
     };
     let metrics_server = tokio::spawn(metrics::serve(
@@ -151,6 +153,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     ));
     let notify_state = notify::NotifyState {
         registry: ctx.applications.clone(),
+        metrics: ctx.metrics.clone(),
         leading: leading_rx,
     };
     let notify_server = tokio::spawn(notify::serve(

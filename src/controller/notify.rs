@@ -27,7 +27,10 @@ use tokio::{
 use tower::Service as _;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
 
-use super::registry::{Application, Registry};
+use super::{
+    metrics::Metrics,
+    registry::{Application, Registry},
+};
 use crate::devcenter::{
     DevCenterClient, Error, JSON_UTF8,
     signing::{CLIENT_ID_HEADER, VerifyingKey},
@@ -56,6 +59,7 @@ struct Limits {
 #[derive(Clone)]
 pub(crate) struct NotifyState {
     pub(crate) registry: Registry,
+    pub(crate) metrics: Metrics,
     pub(crate) leading: watch::Receiver<bool>,
 }
 
@@ -156,12 +160,16 @@ async fn receive(
         unreachable!("the semaphore is never closed")
     };
     let path = uri.path().to_owned();
+    let metrics = state.metrics.clone();
     let verified = tokio::task::spawn_blocking(move || {
         handle(&state.registry, leading, &path, &headers, &body)
     })
     .await;
     match verified {
-        Ok((status, headers, body)) => (status, headers, body).into_response(),
+        Ok((status, headers, body)) => {
+            metrics.notification_answered(status);
+            (status, headers, body).into_response()
+        }
         Err(error) => {
             tracing::warn!(%error, "verifying a notification failed");
             refuse(
@@ -633,6 +641,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let state = NotifyState {
             registry: registry.clone(),
+            metrics: Metrics::new(),
             leading,
         };
         // The sender lives as long as the server task, so the replica stays the leader.

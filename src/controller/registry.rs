@@ -339,6 +339,12 @@ impl Registry {
         self.get_key(&key)
     }
 
+    /// Every registered application, for the metrics computed at scrape time.
+    pub(crate) fn applications(&self) -> Vec<Arc<Application>> {
+        let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
+        slots.values().map(|slot| slot.app.clone()).collect()
+    }
+
     pub(crate) fn get_key(&self, key: &AppKey) -> Option<Arc<Application>> {
         let slots = self.slots.read().unwrap_or_else(PoisonError::into_inner);
         slots.get(key).map(|slot| slot.app.clone())
