@@ -3,12 +3,12 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test demo bench chaos crds fmt lint control-plane image image-test help
+.PHONY: test demo bench chaos crds fmt lint control-plane flux image image-test help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: control-plane lint ## Everything: formatting, clippy, unit, integration and end-to-end tests
+test: control-plane flux lint ## Everything: formatting, clippy, unit, integration and end-to-end tests
 	$(CARGO) test --all-targets --no-fail-fast
 
 demo: control-plane ## Control plane + simulator + operator, walked through invite → grant → rotation → revocation
@@ -39,3 +39,6 @@ image-test: ## Build the image and inspect it: entrypoint, non-root user, no she
 
 control-plane: ## Build etcd, kube-apiserver and helm from pinned Go modules (once; cached)
 	hack/control-plane ensure
+
+flux: ## Build Flux's source-controller and kustomize-controller from pinned Go modules (once; cached)
+	hack/flux ensure
