@@ -3,12 +3,12 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test demo deps bench chaos crds fmt lint control-plane image image-test help
+.PHONY: test demo deps test-tools bench chaos crds fmt lint control-plane flux monitoring conformance-tools conformance image image-test help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-test: deps lint ## Everything: formatting, clippy, unit, integration and end-to-end tests
+test: deps test-tools lint ## Everything: formatting, clippy, unit, integration and end-to-end tests
 	@echo "[test] building the test binaries (a first build takes about 10 minutes on 2 cores; cached in $${CARGO_TARGET_DIR:-target}), then running them"
 	$(CARGO) test --all-targets --no-fail-fast
 
@@ -42,6 +42,22 @@ image-test: ## Build the image and inspect it: entrypoint, non-root user, no she
 deps: ## Install what a fresh machine lacks (Debian packages, Go builds); quick when all is present
 	hack/deps
 	hack/control-plane ensure
+
+test-tools: flux monitoring conformance-tools ## What only the tests need: Flux, promtool and CRDs, Schemathesis (once; cached)
+
+flux: ## Build Flux's source-controller and kustomize-controller from pinned Go modules (once; cached)
+	hack/flux ensure
+
+monitoring: ## Build promtool and fetch the Prometheus Operator CRDs from pinned Go modules (once; cached)
+	hack/promtool ensure
+	hack/prometheus-operator-crds ensure
+
+conformance-tools: ## Install Schemathesis (pinned in hack/versions.env) into a venv in the cache (once)
+	hack/conformance ensure
+
+conformance: conformance-tools ## The contract's conformance suite against a gateway: make conformance ENDPOINT=https://…
+	@test -n "$(ENDPOINT)" || { echo "usage: make conformance ENDPOINT=<base URL of the gateway> (see GATEWAY.md)" >&2; exit 2; }
+	hack/conformance run "$(ENDPOINT)"
 
 control-plane: ## Build etcd, kube-apiserver and helm from pinned Go modules (once; cached)
 	hack/control-plane ensure
