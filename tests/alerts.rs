@@ -19,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use acqp_operator::devcenter::wire::AUTHORIZATION_INQUIRY_PATH;
 use serde_json::{Value, json};
 use sim_support::{ACME, BETA, Caller, DEMO};
 use support::{
@@ -976,16 +977,25 @@ spec:
     )
     .await;
 
-    // A throttling Developer Center: calls fail once their retries run out. Which caller
-    // fails first (the application's check or the poller's list) is a race, and an
-    // application that is no longer Ready stops its poller, so only the calls are awaited.
-    run.sim("/sim/faults", json!({"throttleRate": 1.0})).await;
+    // A Developer Center throttling the poller's list: the calls fail once their retries run
+    // out, and so does the poll. Only the list path is throttled: were the application's
+    // check throttled too, it could turn the application not Ready first and stop the poller.
+    run.sim(
+        "/sim/faults",
+        json!({"throttleRate": 1.0, "paths": [AUTHORIZATION_INQUIRY_PATH]}),
+    )
+    .await;
     run.wait_sample(
         "a throttled call",
         &[
-            r#"acqp_operator_devcenter_calls_total{path="#,
+            &format!(r#"acqp_operator_devcenter_calls_total{{path="{AUTHORIZATION_INQUIRY_PATH}""#),
             r#"result="unavailable"}"#,
         ],
+    )
+    .await;
+    run.wait_sample(
+        "a failed poll",
+        &[r#"acqp_operator_reconcile_errors_total{controller="poller",reason="unavailable"}"#],
     )
     .await;
     run.sim("/sim/faults", json!({})).await;

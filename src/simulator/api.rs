@@ -36,10 +36,11 @@ pub(crate) async fn call(State(sim): State<Arc<Shared>>, request: Request) -> Re
         .unwrap_or_default()
         .to_owned();
 
-    let (latency, fault) = {
-        let mut faults = sim.faults.lock().expect("faults lock poisoned");
-        (faults.latency(), faults.next())
-    };
+    let (latency, fault) = sim
+        .faults
+        .lock()
+        .expect("faults lock poisoned")
+        .next_for(&path);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }

@@ -29,6 +29,10 @@ pub struct FaultSettings {
     /// Seed of the generator; the same seed and call sequence give the same faults.
     #[serde(default)]
     pub seed: u64,
+    /// Contract paths the faults and latency apply to (e.g. `/v1/authorizations/inquiry`);
+    /// empty means every path. Lets a test fail one caller without failing the others.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
 }
 
 impl FaultSettings {
@@ -86,13 +90,18 @@ impl Faults {
         &self.settings
     }
 
-    /// The added latency.
-    pub fn latency(&self) -> Duration {
-        Duration::from_millis(self.settings.latency_ms)
+    /// The added latency and the fate of the next call to `path`; calls to paths outside
+    /// `paths` are neither delayed nor faulted, and draw nothing.
+    pub fn next_for(&mut self, path: &str) -> (Duration, Fault) {
+        let s = &self.settings;
+        if !s.paths.is_empty() && !s.paths.iter().any(|p| p == path) {
+            return (Duration::ZERO, Fault::None);
+        }
+        (Duration::from_millis(s.latency_ms), self.next())
     }
 
     /// Draws the fate of the next call: one number per call, split by cumulative rates.
-    pub fn next(&mut self) -> Fault {
+    fn next(&mut self) -> Fault {
         let s = &self.settings;
         if s.u_error_rate + s.http5xx_rate + s.throttle_rate + s.drop_rate == 0.0 {
             // No draw, so turning faults on later starts the seeded sequence from its beginning.
@@ -166,5 +175,25 @@ mod tests {
         sum.u_error_rate = 0.9;
         assert!(sum.validate().unwrap_err().contains("add up"));
         assert!(settings(0).validate().is_ok());
+    }
+
+    #[test]
+    fn paths_scope_the_faults_and_the_latency() {
+        let mut faults = Faults::new(FaultSettings {
+            throttle_rate: 1.0,
+            latency_ms: 5,
+            paths: vec!["/listed".into()],
+            ..Default::default()
+        });
+        assert_eq!(faults.next_for("/other"), (Duration::ZERO, Fault::None));
+        assert_eq!(
+            faults.next_for("/listed"),
+            (Duration::from_millis(5), Fault::Throttle)
+        );
+        let mut everywhere = Faults::new(FaultSettings {
+            throttle_rate: 1.0,
+            ..Default::default()
+        });
+        assert_eq!(everywhere.next_for("/other").1, Fault::Throttle);
     }
 }
