@@ -62,6 +62,9 @@ async fn control_plane_restarts() {
     let api_back = Instant::now();
     world.apply_authorizations(first, second);
     let urls_mid = wait_urls(&world, first + 1, &operator).await;
+    // How soon the operator acts again once kube-apiserver serves: URL number first + 1 needs
+    // a resource of the second batch, which only a re-listed watch shows.
+    let resumed = api_back.elapsed();
     let ready_mid = world.ready_count(0, second);
     let etcd = restart(&world, Component::Etcd).await;
     assert!(
@@ -96,7 +99,8 @@ async fn control_plane_restarts() {
     let warned = warnings(&logs);
     println!(
         "CHAOS control plane: kube-apiserver restarted with {urls_before} URLs issued and \
-         {ready_before}/{first} Ready, down {} ms (API ready again after {} ms); etcd restarted \
+         {ready_before}/{first} Ready, down {} ms (API ready again after {} ms), URL number {} \
+         (more than the first batch holds) {} ms later; etcd restarted \
          with {urls_mid} URLs and {ready_mid}/{second} Ready, down {} ms (API ready again after \
          {} ms); resources applied after the etcd restart Ready {} ms after it; all {n} Ready \
          {} ms after apply ({} ms after kube-apiserver was back); operator pid {pid} throughout, \
@@ -104,6 +108,8 @@ async fn control_plane_restarts() {
          issued {}; calls {}",
         api.component.as_millis(),
         api.until_ready.as_millis(),
+        first + 1,
+        resumed.as_millis(),
         etcd.component.as_millis(),
         etcd.until_ready.as_millis(),
         third_ready.as_millis(),

@@ -23,6 +23,8 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 
+use super::backoff::WatchBackoff;
+
 /// Where the operator acts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
@@ -71,7 +73,7 @@ impl Scope {
                     let api = Api::namespaced(client.clone(), namespace);
                     let namespace = namespace.clone();
                     watcher::watcher(api, config.clone())
-                        .default_backoff()
+                        .backoff(WatchBackoff::default())
                         .map(move |event| (namespace.clone(), event))
                         .boxed()
                 });
@@ -99,7 +101,9 @@ fn watcher<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
 {
-    watcher::watcher(api, config).default_backoff().boxed()
+    watcher::watcher(api, config)
+        .backoff(WatchBackoff::default())
+        .boxed()
 }
 
 /// Turns the events of per-namespace watches into the events of one watch of all of them.
