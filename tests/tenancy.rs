@@ -9,6 +9,7 @@
 //! - Applications pointing at loopback (by address and by name) or the metadata address are
 //!   `EndpointNotAllowed` and nothing connects; a redirecting endpoint forwards nothing.
 //! - Every unauthenticated `/notify` gets one answer, whatever failed.
+//! - One operator given two namespaces serves both and looks at nothing in a third.
 //!
 //! Every fake Developer Center here listens on 127.0.0.1 and signs with the test keys in
 //! `examples/keys/`.
@@ -137,11 +138,7 @@ impl Env {
 
     /// An AcqpAuthorization `name` of application `app` for `acqp`, CashierPayment.
     fn apply_authorization(&self, name: &str, app: &str, acqp: &str) {
-        self.apply(&format!(
-            "apiVersion: acqp-operator.io/v1alpha1\nkind: AcqpAuthorization\nmetadata: {{name: \
-             {name}}}\nspec:\n  applicationRef: {{name: {app}}}\n  acqp: {{id: \"{acqp}\", \
-             name: Acquirer {acqp}}}\n  products: [CashierPayment]\n"
-        ));
+        self.apply(&authorization(name, app, acqp));
     }
 
     /// Application `name` for `client_id` at `endpoint`, with the demo credentials.
@@ -262,6 +259,15 @@ fn record(acquirer_id: &str, token: &str) -> Value {
 
 /// The demo application against the simulator, plus `hostile` against the tenant's endpoint
 /// with one authorization each; returns once both authorizations exist.
+/// An AcqpAuthorization `name` of application `app` for `acqp`, CashierPayment.
+fn authorization(name: &str, app: &str, acqp: &str) -> String {
+    format!(
+        "apiVersion: acqp-operator.io/v1alpha1\nkind: AcqpAuthorization\nmetadata: {{name: \
+         {name}}}\nspec:\n  applicationRef: {{name: {app}}}\n  acqp: {{id: \"{acqp}\", \
+         name: Acquirer {acqp}}}\n  products: [CashierPayment]\n"
+    )
+}
+
 async fn two_tenants(env: &Env, hostile_endpoint: &str) {
     env.apply(&support::fixture::example_application(
         &env.api.endpoint,
@@ -494,4 +500,69 @@ async fn unauthenticated_notifications_all_get_one_answer() {
         assert_eq!(text, &answers[0].2, "{client_id:?} is told apart");
         assert!(!text.contains(&env.ns), "{client_id:?}: {text}");
     }
+}
+
+/// One operator for two teams (`--namespace` twice, as the chart's `watchNamespaces` sets it):
+/// both teams' authorizations converge with the token in their own namespace, and the same
+/// resources in a namespace outside the list are never looked at (no finalizer, no status, no
+/// Secret), so a cluster admin can serve several teams without cluster-wide Secret rights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_operator_serves_exactly_the_namespaces_it_is_given() {
+    let team_b = support::namespace("tenancy-team-b").await;
+    let outside = support::namespace("tenancy-outside").await;
+    let env = Env::new("tenancy-team-a", &[&format!("--namespace={team_b}")]).await;
+    let application = support::fixture::example_application(&env.api.endpoint, "1s");
+    for ns in [&env.ns, &team_b, &outside] {
+        env.cluster.apply_in(ns, &application);
+        env.cluster
+            .apply_in(ns, &authorization("acme", "demo", ACME));
+    }
+    env.wait_ready("acqpauth/acme", "False", "AwaitingAuthorization")
+        .await;
+    env.api
+        .sim_ok(
+            &format!("/sim/acqp/{ACME}/authorize"),
+            &json!({"clientId": DEMO}),
+        )
+        .await;
+    env.wait_ready("acqpauth/acme", "True", "Authorized").await;
+    let token = env.secret_token("acme-agent-token").expect("team a's token");
+
+    let get = |ns: &str, what: &str| {
+        let out = env.cluster.kubectl_in(ns, &["get", what, "-o", "json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap())
+    };
+    let deadline = Instant::now() + STEP;
+    loop {
+        let object = get(&team_b, "acqpauth/acme").unwrap();
+        let ready = object["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True");
+        if ready {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "team b's authorization never became Ready: {}\n{}",
+            object["status"],
+            env.operator.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let secret = get(&team_b, "secret/acme-agent-token").expect("team b's token Secret");
+    let held = base64::engine::general_purpose::STANDARD
+        .decode(secret["data"]["agentToken"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(String::from_utf8(held).unwrap(), token);
+
+    let ignored = get(&outside, "acqpauth/acme").unwrap();
+    assert!(ignored["status"].is_null(), "{ignored}");
+    assert!(ignored["metadata"]["finalizers"].is_null(), "{ignored}");
+    assert!(get(&outside, "secret/acme-agent-token").is_none());
+    let app = get(&outside, "dcapp/demo").unwrap();
+    assert!(app["status"].is_null(), "{app}");
 }
