@@ -988,8 +988,9 @@ spec:
     run.wait_sample(
         "a throttled call",
         &[
-            &format!(r#"acqp_operator_devcenter_calls_total{{path="{AUTHORIZATION_INQUIRY_PATH}""#),
-            r#"result="unavailable"}"#,
+            r#"acqp_operator_devcenter_calls_total{namespace=""#,
+            r#"application="demo""#,
+            &format!(r#"path="{AUTHORIZATION_INQUIRY_PATH}",result="unavailable"}}"#),
         ],
     )
     .await;

@@ -835,6 +835,61 @@ stringData:
     assert!(after["metadata"]["ownerReferences"].is_null());
 }
 
+/// The token Secret replaced while the operator was away by one it does not own (and that its
+/// label-selected cache therefore never shows): the operator's write is a create, which fails
+/// because a Secret exists, so it looks again and reports SecretConflict instead of taking the
+/// Secret over (writing the token into it, owning it, and deleting it with the resource).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replaced_token_secret_is_not_taken_over() {
+    let mut env = Env::new("secret-replaced").await;
+    env.apply_application("5s");
+    env.apply_example("acme-cashier.yaml");
+    env.wait_url("acme-cashier").await;
+    env.authorize(ACME).await;
+    let token = env.sim_token(ACME).await;
+    env.wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
+        .await;
+
+    env.operator.kill();
+    env.kubectl_ok(&["delete", "secret", "acme-cashier-agent-token"]);
+    env.apply(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata:
+  name: acme-cashier-agent-token
+  labels:
+    team: someone-else
+type: Opaque
+stringData:
+  agentToken: not-yours
+"#,
+    );
+    let before = env.get("secret/acme-cashier-agent-token").unwrap();
+    env.previous_logs.push(env.operator.log_path().clone());
+    env.operator = Operator::start(env.cluster, env.options.clone()).await;
+
+    let object = env
+        .wait_condition("acqpauth/acme-cashier", "Stalled", "True", "SecretConflict")
+        .await;
+    let message = condition(&object, "Stalled").unwrap()["message"]
+        .as_str()
+        .unwrap();
+    assert!(message.contains("acme-cashier-agent-token"), "{message}");
+    let after = env.get("secret/acme-cashier-agent-token").unwrap();
+    assert_eq!(
+        after["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"],
+        "the foreign Secret was written"
+    );
+    assert!(after["metadata"]["ownerReferences"].is_null(), "{after}");
+
+    // Deleting the resource leaves the foreign Secret where it is.
+    env.kubectl_ok(&["delete", "acqpauth", "acme-cashier", "--timeout=60s"]);
+    let kept = env.get("secret/acme-cashier-agent-token").unwrap();
+    assert_eq!(kept["data"], before["data"]);
+}
+
 /// Two AcqpAuthorizations of one application on the same ACQP: the newer is DuplicateAcqp (even
 /// though its name sorts first), the older proceeds, and only one URL is issued.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

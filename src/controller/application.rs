@@ -126,6 +126,7 @@ fn forget_deleted(
     };
     for key in gone {
         tracing::info!(namespace = %key.namespace, app = %key.name, "application deleted");
+        ctx.metrics.forget_application(&key);
         ctx.wake(ctx.authorizations_of(&key).iter().map(AsRef::as_ref));
     }
 }
@@ -187,6 +188,7 @@ async fn reconcile(
     // A deletion seen while this reconcile ran must not leave a stale entry (and poller) behind.
     if store.get(&ObjectRef::from_obj(&*app)).is_none() {
         ctx.applications.remove(&key);
+        ctx.metrics.forget_application(&key);
     }
     if facts_changed {
         ctx.wake(ctx.authorizations_of(&key).iter().map(AsRef::as_ref));
@@ -322,8 +324,12 @@ async fn inquire(
     let result = answer
         .as_ref()
         .map_or_else(crate::devcenter::Error::metric_label, |_| "success");
-    ctx.metrics
-        .observe_call(APPLICATION_INQUIRY_PATH, result, started.elapsed());
+    ctx.metrics.observe_call(
+        &key_of(app),
+        APPLICATION_INQUIRY_PATH,
+        result,
+        started.elapsed(),
+    );
     match answer {
         Ok(answer) => {
             let readiness = if answer.role == Role::DeveloperAdmin {

@@ -11,7 +11,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Resource, ResourceExt as _,
-    api::{DeleteParams, Patch, PatchParams},
+    api::{DeleteParams, Patch, PatchParams, PostParams},
     runtime::{
         Controller, Predicate as _, PredicateConfig, WatchStreamExt as _,
         controller::{self, Action as Requeue},
@@ -63,6 +63,10 @@ pub enum Error {
     /// The Secret could not be written: the grant's token is no longer in the snapshot.
     #[error("the Developer Center's record for ACQP {0} changed meanwhile; retrying")]
     RecordChanged(String),
+    /// The token Secret is not what the decision saw: it appeared, went or changed meanwhile.
+    /// Nothing was written; the decision is made again on a fresh read of the Secret.
+    #[error("Secret {0} changed meanwhile; deciding again")]
+    SecretChanged(String),
     /// The application's client went away between deciding and acting (it was just changed).
     #[error("application {0} changed meanwhile; retrying")]
     ApplicationChanged(String),
@@ -78,6 +82,7 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::DevCenter(error) => error.metric_label(),
             Error::RecordChanged(_) => "record_changed",
+            Error::SecretChanged(_) => "secret_changed",
             Error::ApplicationChanged(_) => "application_changed",
             Error::Finalizer(_) => "finalizer",
         }
@@ -108,7 +113,10 @@ pub async fn run(
         .modify(|a| a.managed_fields_mut().clear())
         .inspect_ok({
             let ctx = ctx.clone();
-            move |event| ctx.claims.observe(event)
+            move |event| {
+                ctx.claims.observe(event);
+                ctx.last_writes.observe(event);
+            }
         })
         .reflect(writers.authorizations)
         .touched_objects()
@@ -122,13 +130,12 @@ pub async fn run(
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"));
     let token_secrets = ctx
         .watch(managed, ctx.token_secrets.clone())
-        // Only ownership, labels, annotations and data matter here; the watch keeps its own
-        // resourceVersion, so the cached copy (and its cache key) need not.
+        // Ownership, labels, annotations and data matter here, and the resourceVersion: it
+        // is the precondition of every update, so a Secret replaced meanwhile is never written.
         .modify(|s| {
             let meta = &mut s.metadata;
             meta.managed_fields = None;
             meta.uid = None;
-            meta.resource_version = None;
             meta.creation_timestamp = None;
         })
         .reflect(writers.token_secrets)
@@ -174,15 +181,17 @@ fn error_policy(object: Arc<AcqpAuthorization>, error: &Error, ctx: Arc<Context>
 
 /// Brings one resource closer to what its spec asks for.
 ///
-/// Deciding reads only caches. The caches can lag behind the API server, though: a Secret
-/// event may trigger the next reconcile before our own status write is in the cache, and a
-/// Secret outside the operator's label selection (one it does not own) is never in it. Acting on
-/// such a view would repeat the last transition's side effects (a second UrlIssued Event and
-/// webhook, a second Authorized Event) or overwrite a foreign Secret. So a decision with actions
-/// is made again on fresh reads before anything is done: the resource, and the Secret when the
-/// decision writes it. (Skipping the resource read while the cache held the version our last
-/// status write returned raced with the watch once in CI and repeated an Authorized Event.)
-/// Steady-state reconciles have no actions and send nothing to the API server.
+/// Deciding reads only caches, and steady-state reconciles (no actions) send nothing to the API
+/// server. The caches can lag behind it, though. A decision with actions is therefore made on
+/// a copy of the resource that is provably fresh ([`LastWrites`]: the cached copy when it shows
+/// the operator's last write, else a fresh read), or it would repeat the last transition's side
+/// effects (a second UrlIssued Event and webhook, a second Authorized Event). The Secret is
+/// taken from the cache as it is: every Secret write carries a precondition (create when the
+/// cache has none, update only the version the cache has), so a Secret that appeared, went or
+/// changed meanwhile (someone else's, or ours not yet in the cache) is never overwritten. The
+/// decision is then made again on a fresh read of the Secret.
+///
+/// [`LastWrites`]: super::freshness::LastWrites
 async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Error> {
     let namespace = object.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -193,25 +202,30 @@ async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Err
         write_status(object, &cached.status, ctx).await?;
         return Ok(Requeue::requeue(cached.requeue_after));
     }
-    let api: Api<AcqpAuthorization> = Api::namespaced(ctx.client.clone(), &namespace);
-    let latest = match api.get_opt(&object.name_any()).await? {
-        // Gone or being deleted: the finalizer's cleanup runs on the next event.
-        None => return Ok(Requeue::await_change()),
-        Some(latest) if latest.metadata.deletion_timestamp.is_some() => {
-            return Ok(Requeue::await_change());
-        }
-        Some(latest) => latest,
-    };
-    let writes_secret = cached
-        .actions
-        .iter()
-        .any(|a| matches!(a, Action::WriteSecret(_)));
-    let secret = if writes_secret {
-        secrets.get_opt(&latest.token_secret_name()).await?
+    let latest = if ctx.last_writes.is_current(object) {
+        object.clone()
     } else {
-        cached_secret.as_deref().cloned()
+        let api: Api<AcqpAuthorization> = Api::namespaced(ctx.client.clone(), &namespace);
+        match api.get_opt(&object.name_any()).await? {
+            // Gone or being deleted: the finalizer's cleanup runs on the next event.
+            None => return Ok(Requeue::await_change()),
+            Some(latest) if latest.metadata.deletion_timestamp.is_some() => {
+                return Ok(Requeue::await_change());
+            }
+            Some(latest) => {
+                ctx.last_writes.saw(&latest);
+                latest
+            }
+        }
     };
-    act(&latest, secret.as_ref(), &secrets, ctx).await
+    match act(&latest, cached_secret.as_deref(), &secrets, ctx).await {
+        Err(Error::SecretChanged(name)) => {
+            tracing::debug!(%namespace, secret = %name, "Secret changed meanwhile; deciding again");
+            let fresh = secrets.get_opt(&name).await?;
+            act(&latest, fresh.as_ref(), &secrets, ctx).await
+        }
+        done => done,
+    }
 }
 
 /// The decision for `object` with `secret` as the token Secret.
@@ -250,8 +264,9 @@ async fn gather<'a>(
     })
 }
 
-/// Decides on fresh reads and carries the decision out: the Developer Center call, the
-/// Secret, the Events, the status.
+/// Decides on fresh reads and carries the decision out: the Secret first (a precondition that
+/// fails there leaves nothing done, so deciding again repeats nothing), then the Developer
+/// Center call, the Events and the status.
 async fn act(
     object: &AcqpAuthorization,
     secret: Option<&Secret>,
@@ -261,7 +276,16 @@ async fn act(
     let app = application_of(object, ctx);
     let input = gather(object, app.as_deref(), secret, ctx).await?;
     let mut decision = reconcile::decide(&input);
-    let mut resource = object.clone();
+    for action in &decision.actions {
+        if let Action::WriteSecret(desired) = action {
+            let record = app.as_ref().and_then(|a| a.record(&object.spec.acqp.id));
+            let token = record
+                .filter(|r| r.agent_token.fingerprint() == desired.fingerprint)
+                .map(|r| r.agent_token)
+                .ok_or_else(|| Error::RecordChanged(object.spec.acqp.id.clone()))?;
+            write_secret(object, desired, &token, secret, secrets).await?;
+        }
+    }
     if let Some(Action::IssueUrl {
         request_id,
         products,
@@ -285,8 +309,12 @@ async fn act(
         let label = outcome
             .as_ref()
             .map_or_else(|e| e.metric_label(), |_| "success");
+        let app_key = AppKey {
+            namespace: object.namespace().unwrap_or_default(),
+            name: object.spec.application_ref.name.clone(),
+        };
         ctx.metrics
-            .observe_call(GENERATE_URL_PATH, label, started.elapsed());
+            .observe_call(&app_key, GENERATE_URL_PATH, label, started.elapsed());
         let mut status = decision.status.clone();
         match outcome {
             Ok(response) => {
@@ -296,11 +324,6 @@ async fn act(
                     products,
                 };
                 reconcile::record_url(&mut status, issued.clone(), input.now);
-                resource.status = Some(status);
-                decision = reconcile::decide(&Input {
-                    resource: &resource,
-                    ..input.clone()
-                });
                 announce_url(object, &issued, ctx).await;
             }
             Err(error) => {
@@ -310,55 +333,41 @@ async fn act(
                 let generation = object.metadata.generation.unwrap_or_default();
                 reconcile::record_refusal(&mut status, refusal, message, generation, input.now);
                 announce_refusal(object, &status, ctx).await;
-                resource.status = Some(status);
-                decision = reconcile::decide(&Input {
-                    resource: &resource,
-                    ..input.clone()
-                });
             }
         }
+        // The decision on the status with the URL (or refusal) recorded; its Secret writes,
+        // if any, are the ones already done above.
+        let mut resource = object.clone();
+        resource.status = Some(status);
+        decision = reconcile::decide(&Input {
+            resource: &resource,
+            ..input.clone()
+        });
     }
-    perform(object, &decision, app.as_deref(), secrets, ctx).await?;
+    publish_events(object, &decision, ctx).await;
     write_status(object, &decision.status, ctx).await?;
     Ok(Requeue::requeue(decision.requeue_after))
 }
 
-/// Carries out the Secret writes and Events of a decision.
-async fn perform(
-    object: &AcqpAuthorization,
-    decision: &Decision,
-    app: Option<&Application>,
-    secrets: &Api<Secret>,
-    ctx: &Context,
-) -> Result<(), Error> {
+/// Publishes the transition Events of a decision, counting rotations and grant latency.
+async fn publish_events(object: &AcqpAuthorization, decision: &Decision, ctx: &Context) {
     for action in &decision.actions {
-        match action {
-            Action::IssueUrl { .. } => {}
-            Action::WriteSecret(desired) => {
-                let record = app.and_then(|a| a.record(&object.spec.acqp.id));
-                let token = record
-                    .filter(|r| r.agent_token.fingerprint() == desired.fingerprint)
-                    .map(|r| r.agent_token)
-                    .ok_or_else(|| Error::RecordChanged(object.spec.acqp.id.clone()))?;
-                write_secret(object, desired, &token, secrets).await?;
-            }
-            Action::Event(event) => {
-                if event.reason == "TokenRotated" {
-                    ctx.metrics.token_rotated();
-                }
-                if matches!(event.reason, "Authorized" | "TokenRotated") {
-                    observe_grant_latency(object, ctx);
-                }
-                let type_ = if event.warning {
-                    EventType::Warning
-                } else {
-                    EventType::Normal
-                };
-                publish(object, type_, event.reason, event.message.clone(), ctx).await;
-            }
+        let Action::Event(event) = action else {
+            continue;
+        };
+        if event.reason == "TokenRotated" {
+            ctx.metrics.token_rotated();
         }
+        if matches!(event.reason, "Authorized" | "TokenRotated") {
+            observe_grant_latency(object, ctx);
+        }
+        let type_ = if event.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        publish(object, type_, event.reason, event.message.clone(), ctx).await;
     }
-    Ok(())
 }
 
 /// Records the URL in an Event and, when the spec asks for it, posts it to the webhook.
@@ -454,11 +463,15 @@ async fn publish(
     }
 }
 
-/// Writes the token Secret with server-side apply; the token goes only into its data.
+/// Writes the token Secret; the token goes only into its data. `seen` is the Secret the
+/// decision was made on: none means create (which fails if one exists by now), otherwise a
+/// server-side apply conditional on the version seen. Either precondition failing means the
+/// Secret is not what the decision saw ([`Error::SecretChanged`]), and nothing was written.
 async fn write_secret(
     object: &AcqpAuthorization,
     desired: &DesiredSecret,
     token: &AgentToken,
+    seen: Option<&Secret>,
     secrets: &Api<Secret>,
 ) -> Result<(), Error> {
     let owner = object.controller_owner_ref(&()).map(|mut owner| {
@@ -466,7 +479,7 @@ async fn write_secret(
         owner.block_owner_deletion = Some(false);
         owner
     });
-    let secret = Secret {
+    let mut secret = Secret {
         metadata: ObjectMeta {
             name: Some(desired.name.clone()),
             labels: Some(desired.labels.clone()),
@@ -481,14 +494,34 @@ async fn write_secret(
         )])),
         ..Default::default()
     };
-    let params = PatchParams::apply(MANAGER).force();
-    secrets
-        .patch(&desired.name, &params, &Patch::Apply(&secret))
-        .await?;
-    Ok(())
+    let written = match seen.and_then(|s| s.metadata.resource_version.clone()) {
+        None => {
+            let params = PostParams {
+                field_manager: Some(MANAGER.into()),
+                ..Default::default()
+            };
+            secrets.create(&params, &secret).await
+        }
+        Some(version) => {
+            secret.metadata.resource_version = Some(version);
+            let params = PatchParams::apply(MANAGER).force();
+            secrets
+                .patch(&desired.name, &params, &Patch::Apply(&secret))
+                .await
+        }
+    };
+    match written {
+        Ok(_) => Ok(()),
+        // 409: it exists (create) or is another version (apply); 404: it went meanwhile.
+        Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409) => {
+            Err(Error::SecretChanged(desired.name.clone()))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
-/// Writes the status when it changed, with server-side apply of the status subresource.
+/// Writes the status when it changed, with server-side apply of the status subresource, and
+/// records the version written (see [`super::freshness`]).
 async fn write_status(
     object: &AcqpAuthorization,
     status: &AcqpAuthorizationStatus,
@@ -505,8 +538,10 @@ async fn write_status(
         "status": status,
     });
     let params = PatchParams::apply(MANAGER).force();
-    api.patch_status(&object.name_any(), &params, &Patch::Apply(&patch))
+    let written = api
+        .patch_status(&object.name_any(), &params, &Patch::Apply(&patch))
         .await?;
+    ctx.last_writes.saw(&written);
     Ok(())
 }
 

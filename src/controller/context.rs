@@ -62,6 +62,8 @@ pub struct Context {
     pub(crate) retries: RetryBackoff,
     /// Which AcqpAuthorizations claim each ACQP, kept with `authorizations`.
     pub(crate) claims: ClaimIndex,
+    /// The version of each AcqpAuthorization the operator last wrote, to tell a stale cache.
+    pub(crate) last_writes: super::freshness::LastWrites,
     /// The rate limit of each application's Developer Center client.
     pub rate_limit: RateLimit,
     /// Where Developer Center clients and invitation webhooks may connect.
@@ -99,6 +101,7 @@ impl Context {
             concurrency,
             retries: RetryBackoff::default(),
             claims: ClaimIndex::default(),
+            last_writes: Default::default(),
             rate_limit,
             endpoint_policy: Arc::default(),
             invitations: super::invitation::Deliveries::default(),

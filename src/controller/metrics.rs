@@ -1,6 +1,10 @@
 //! Prometheus metrics (`acqp_operator_*`) and the `/metrics`, `/healthz`, `/readyz` server.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use futures::FutureExt as _;
 
@@ -21,6 +25,7 @@ use prometheus_client::{
 };
 use tokio::sync::watch;
 
+use super::registry::AppKey;
 use crate::api::{AcqpAuthorization, Phase};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -36,6 +41,8 @@ struct ErrorLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
+    namespace: String,
+    application: String,
     path: String,
     result: String,
 }
@@ -70,6 +77,8 @@ pub struct Metrics {
     reconciles: Family<ControllerLabels, Counter>,
     reconcile_errors: Family<ErrorLabels, Counter>,
     devcenter_calls: Family<CallLabels, Counter>,
+    /// The call series of each application, so that a deleted application's go with it.
+    calls_of: Arc<Mutex<HashMap<AppKey, HashSet<CallLabels>>>>,
     devcenter_call_duration: Family<PathLabels, Histogram, HistogramFn>,
     authorizations: Family<PhaseLabels, Gauge>,
     token_rotations: Counter,
@@ -147,6 +156,7 @@ impl Metrics {
             reconciles,
             reconcile_errors,
             devcenter_calls,
+            calls_of: Arc::default(),
             devcenter_call_duration,
             authorizations,
             token_rotations,
@@ -171,19 +181,42 @@ impl Metrics {
         self.reconcile_errors.get_or_create(&labels).inc();
     }
 
-    /// Records one Developer Center call: its path, `success` or an error's `metric_label()`,
-    /// and how long it took.
-    pub fn observe_call(&self, path: &str, result: &str, duration: Duration) {
+    /// Records one Developer Center call of application `app`: its path, `success` or an
+    /// error's `metric_label()`, and how long it took. The count is per application (its
+    /// alert names the application); the duration per path only, as a histogram per
+    /// application would be a dozen series each.
+    pub fn observe_call(&self, app: &AppKey, path: &str, result: &str, duration: Duration) {
         let labels = CallLabels {
+            namespace: app.namespace.clone(),
+            application: app.name.clone(),
             path: path.to_owned(),
             result: result.to_owned(),
         };
         self.devcenter_calls.get_or_create(&labels).inc();
+        self.calls_of
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(app.clone())
+            .or_default()
+            .insert(labels);
         self.devcenter_call_duration
             .get_or_create(&PathLabels {
                 path: path.to_owned(),
             })
             .observe(duration.as_secs_f64());
+    }
+
+    /// Drops the series of an application that was deleted: applications come and go, and
+    /// their series must not pile up.
+    pub(crate) fn forget_application(&self, app: &AppKey) {
+        let gone = self
+            .calls_of
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(app);
+        for labels in gone.into_iter().flatten() {
+            self.devcenter_calls.remove(&labels);
+        }
     }
 
     /// Counts an Agent-Token written over a previous one.
@@ -339,7 +372,7 @@ mod tests {
         let metrics = Metrics::new();
         metrics.reconciled("application");
         metrics.reconcile_failed("poller", "unavailable");
-        metrics.observe_call("/p", "success", Duration::from_millis(30));
+        metrics.observe_call(&app("ns", "demo"), "/p", "success", Duration::from_millis(30));
         metrics.token_rotated();
         metrics.observe_grant_latency(Duration::from_secs(5));
         let (store, _writer) = kube::runtime::reflector::store();
@@ -349,7 +382,7 @@ mod tests {
         for line in [
             r#"acqp_operator_reconciles_total{controller="application"} 1"#,
             r#"acqp_operator_reconcile_errors_total{controller="poller",reason="unavailable"} 1"#,
-            r#"acqp_operator_devcenter_calls_total{path="/p",result="success"} 1"#,
+            r#"acqp_operator_devcenter_calls_total{namespace="ns",application="demo",path="/p",result="success"} 1"#,
             r#"acqp_operator_devcenter_call_duration_seconds_count{path="/p"} 1"#,
             r#"acqp_operator_authorizations{phase="Active"} 0"#,
             "acqp_operator_token_rotations_total 1",
@@ -359,5 +392,26 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
+    }
+
+    fn app(namespace: &str, name: &str) -> AppKey {
+        AppKey {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn a_deleted_applications_call_series_go_and_others_stay() {
+        let metrics = Metrics::new();
+        let second = Duration::from_secs(1);
+        metrics.observe_call(&app("a", "gone"), "/p", "success", second);
+        metrics.observe_call(&app("a", "gone"), "/p", "unavailable", second);
+        metrics.observe_call(&app("b", "kept"), "/p", "success", second);
+        metrics.forget_application(&app("a", "gone"));
+        let text = metrics.encode(&Registry::default());
+        assert!(!text.contains(r#"application="gone""#), "{text}");
+        assert!(text.contains(r#"application="kept""#), "{text}");
+        assert!(text.contains(r#"devcenter_call_duration_seconds_count{path="/p"} 3"#));
     }
 }

@@ -6,6 +6,7 @@ mod application;
 pub mod authorization;
 mod backoff;
 mod claims;
+mod freshness;
 mod context;
 mod inventory;
 mod invitation;

@@ -139,8 +139,12 @@ async fn poll(
     let result = listed
         .as_ref()
         .map_or_else(Error::metric_label, |_| "success");
-    ctx.metrics
-        .observe_call(AUTHORIZATION_INQUIRY_PATH, result, started.elapsed());
+    ctx.metrics.observe_call(
+        &app.key,
+        AUTHORIZATION_INQUIRY_PATH,
+        result,
+        started.elapsed(),
+    );
     // Also after a failure: the pages read before it may have changed records.
     let woken: Vec<_> = match &changed {
         None if listed.is_ok() => ctx.authorizations_of(&app.key),
