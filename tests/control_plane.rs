@@ -125,7 +125,15 @@ async fn get_shows_printer_columns_and_category() {
         .collect();
     assert_eq!(
         header,
-        ["NAME", "ACQP", "ACQP-NAME", "PRODUCTS", "PHASE", "READY", "AGE"],
+        [
+            "NAME",
+            "ACQP",
+            "ACQP-NAME",
+            "PRODUCTS",
+            "PHASE",
+            "READY",
+            "AGE"
+        ],
         "{table}"
     );
 
@@ -300,6 +308,12 @@ async fn field_selectors_search_as_the_console_does() {
     );
     assert!(select("spec.acqp.id=9999").is_empty());
     // A field that is not selectable is refused, not silently ignored.
-    let out = cluster.kubectl_in(&ns, &["get", "acqpauth", "--field-selector", "spec.products=x"]);
-    assert!(!out.status.success(), "spec.products must not be selectable");
+    let out = cluster.kubectl_in(
+        &ns,
+        &["get", "acqpauth", "--field-selector", "spec.products=x"],
+    );
+    assert!(
+        !out.status.success(),
+        "spec.products must not be selectable"
+    );
 }

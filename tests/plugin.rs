@@ -60,7 +60,9 @@ impl Env {
         );
         env.wait_for("dcapp/demo Ready", || {
             let app = env.get("dcapp/demo");
-            (condition(&app, "Ready")["status"] == "True").then_some(()).ok_or(app)
+            (condition(&app, "Ready")["status"] == "True")
+                .then_some(())
+                .ok_or(app)
         })
         .await;
         env
@@ -128,11 +130,7 @@ impl Env {
         );
     }
 
-    async fn wait_for<T>(
-        &self,
-        what: &str,
-        mut check: impl FnMut() -> Result<T, Value>,
-    ) -> T {
+    async fn wait_for<T>(&self, what: &str, mut check: impl FnMut() -> Result<T, Value>) -> T {
         let deadline = Instant::now() + STEP;
         loop {
             match check() {
@@ -202,12 +200,29 @@ async fn every_subcommand_prints_what_the_console_shows() {
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "ACQP", "ACQP-NAME", "STATUS", "PHASE", "READY", "AGE"]
+        [
+            "NAME",
+            "ACQP",
+            "ACQP-NAME",
+            "STATUS",
+            "PHASE",
+            "READY",
+            "AGE"
+        ]
     );
     assert_eq!(names(&table), ["acme", "beta"], "{table}");
-    assert_eq!(names(&env.plugin_ok(&["list", "--acqp-name", "aCmE"])), ["acme"]);
-    assert_eq!(names(&env.plugin_ok(&["list", "--acqp-name", "pay"])), ["beta"]);
-    assert_eq!(names(&env.plugin_ok(&["list", "--acqp-id", BETA])), ["beta"]);
+    assert_eq!(
+        names(&env.plugin_ok(&["list", "--acqp-name", "aCmE"])),
+        ["acme"]
+    );
+    assert_eq!(
+        names(&env.plugin_ok(&["list", "--acqp-name", "pay"])),
+        ["beta"]
+    );
+    assert_eq!(
+        names(&env.plugin_ok(&["list", "--acqp-id", BETA])),
+        ["beta"]
+    );
     let json: Value = serde_json::from_str(&env.plugin_ok(&[
         "list",
         "--phase",
@@ -218,12 +233,18 @@ async fn every_subcommand_prints_what_the_console_shows() {
     .unwrap();
     assert_eq!(json["items"].as_array().unwrap().len(), 2, "{json}");
     let yaml = env.plugin_ok(&["list", "--acqp-id", ACME, "-o", "yaml"]);
-    assert!(yaml.contains("name: acme") && !yaml.contains("name: beta"), "{yaml}");
+    assert!(
+        yaml.contains("name: acme") && !yaml.contains("name: beta"),
+        "{yaml}"
+    );
     let wide = env.plugin_ok(&["list", "-o", "wide"]);
     assert!(wide.contains("http"), "the URL column in -o wide: {wide}");
     assert_eq!(env.plugin_ok(&["list", "--status", "Active"]), "");
     let all = env.plugin_ok(&["-A", "list", "--acqp-id", ACME]);
-    assert!(all.starts_with("NAMESPACE") && all.contains(&env.ns), "{all}");
+    assert!(
+        all.starts_with("NAMESPACE") && all.contains(&env.ns),
+        "{all}"
+    );
 
     // url: the URL and nothing else.
     let url = env.get("acqpauth/acme")["status"]["authorizationUrl"]
@@ -233,27 +254,42 @@ async fn every_subcommand_prints_what_the_console_shows() {
     assert_eq!(env.plugin_ok(&["url", "acme"]), format!("{url}\n"));
 
     // token before a grant: an error, no token.
-    assert!(env.plugin_err(&["token", "acme"]).contains("no Agent-Token yet"));
+    assert!(
+        env.plugin_err(&["token", "acme"])
+            .contains("no Agent-Token yet")
+    );
 
     // reinvite: one fresh URL; the old one is no longer offered.
     let before = env.url_count(ACME).await;
     let fresh = env.plugin_ok(&["reinvite", "acme", "--wait"]);
     let fresh = fresh.trim();
-    assert!(fresh.starts_with("http") && fresh != url, "{fresh} vs {url}");
+    assert!(
+        fresh.starts_with("http") && fresh != url,
+        "{fresh} vs {url}"
+    );
     assert_eq!(env.plugin_ok(&["url", "acme"]).trim(), fresh);
     assert_eq!(env.url_count(ACME).await, before + 1, "exactly one new URL");
 
     // The ACQP authorizes; refresh makes the operator see it now rather than in 10 minutes.
-    env.sim(&format!("/sim/acqp/{ACME}/authorize"), json!({"clientId": DEMO}))
-        .await;
+    env.sim(
+        &format!("/sim/acqp/{ACME}/authorize"),
+        json!({"clientId": DEMO}),
+    )
+    .await;
     let refreshed = env.plugin_ok(&["refresh", "acme", "--wait"]);
     assert!(refreshed.contains("acqpauth/acme refreshed"), "{refreshed}");
     let active = env
         .wait_status("acme", "Active", |s| s["phase"] == "Active")
         .await;
     assert!(active["status"]["lastHandledRefreshAt"].is_string());
-    assert_eq!(names(&env.plugin_ok(&["list", "--status", "Active"])), ["acme"]);
-    assert_eq!(names(&env.plugin_ok(&["list", "--phase", "Active"])), ["acme"]);
+    assert_eq!(
+        names(&env.plugin_ok(&["list", "--status", "Active"])),
+        ["acme"]
+    );
+    assert_eq!(
+        names(&env.plugin_ok(&["list", "--phase", "Active"])),
+        ["acme"]
+    );
 
     // status: phase, why, next, token, application, Events.
     let fingerprint = active["status"]["tokenFingerprint"].as_str().unwrap();
@@ -272,22 +308,41 @@ async fn every_subcommand_prints_what_the_console_shows() {
         "Authorized",
         "UrlIssued",
     ] {
-        assert!(status.contains(expected), "missing {expected:?} in:\n{status}");
+        assert!(
+            status.contains(expected),
+            "missing {expected:?} in:\n{status}"
+        );
     }
 
     // token: hidden, revealed, copied (no terminal here: an error, and no token anywhere).
     let hidden = env.plugin_ok(&["token", "acme"]);
     assert!(hidden.contains(fingerprint) && hidden.contains("acme-agent-token"));
     assert!(!hidden.contains(&token), "the token is hidden by default");
-    assert_eq!(env.plugin_ok(&["token", "acme", "--reveal"]), format!("{token}\n"));
+    assert_eq!(
+        env.plugin_ok(&["token", "acme", "--reveal"]),
+        format!("{token}\n")
+    );
     let copy = env.plugin(&["token", "acme", "--copy"]);
     assert!(!copy.status.success(), "no terminal to copy to");
-    assert!(!text(&copy).contains(&token), "--copy never prints: {}", text(&copy));
+    assert!(
+        !text(&copy).contains(&token),
+        "--copy never prints: {}",
+        text(&copy)
+    );
 
     // inspect secret: owner, ACQP, fingerprint, a match; never the token.
     let inspected = env.plugin_ok(&["inspect", "secret", "acme-agent-token"]);
-    for expected in ["AcqpAuthorization acme", ACME, "CashierPayment", fingerprint, "yes"] {
-        assert!(inspected.contains(expected), "missing {expected:?}:\n{inspected}");
+    for expected in [
+        "AcqpAuthorization acme",
+        ACME,
+        "CashierPayment",
+        fingerprint,
+        "yes",
+    ] {
+        assert!(
+            inspected.contains(expected),
+            "missing {expected:?}:\n{inspected}"
+        );
     }
     assert!(!inspected.contains(&token));
 
@@ -296,20 +351,38 @@ async fn every_subcommand_prints_what_the_console_shows() {
     assert!(all.contains("acqpauth/acme refreshed") && all.contains("acqpauth/beta refreshed"));
 
     // Bad input: one line, non-zero, saying what to do.
-    assert!(env.plugin_err(&["status", "nope"]).contains("kubectl acqp list"));
-    assert!(env.plugin_err(&["url", "acme"]).contains("no URL is needed"));
+    assert!(
+        env.plugin_err(&["status", "nope"])
+            .contains("kubectl acqp list")
+    );
+    assert!(
+        env.plugin_err(&["url", "acme"])
+            .contains("no URL is needed")
+    );
     assert!(env.plugin_err(&["reinvite", "acme"]).contains("Active"));
-    assert!(env.plugin_err(&["inspect", "secret", "nope"]).contains("not found"));
+    assert!(
+        env.plugin_err(&["inspect", "secret", "nope"])
+            .contains("not found")
+    );
     assert!(!env.plugin(&["list", "--phase", "Bogus"]).status.success());
-    assert!(!env.plugin(&["refresh"]).status.success(), "a name or --all");
+    assert!(
+        !env.plugin(&["refresh"]).status.success(),
+        "a name or --all"
+    );
 
     // Revoked under revocationPolicy Wait: reinvite refuses and says how to change that.
-    env.sim(&format!("/sim/acqp/{ACME}/deauthorize"), json!({"clientId": DEMO}))
-        .await;
+    env.sim(
+        &format!("/sim/acqp/{ACME}/deauthorize"),
+        json!({"clientId": DEMO}),
+    )
+    .await;
     env.plugin_ok(&["refresh", "acme", "--wait"]);
     env.wait_status("acme", "Revoked", |s| s["phase"] == "Revoked")
         .await;
-    assert_eq!(names(&env.plugin_ok(&["list", "--status", "Inactive"])), ["acme"]);
+    assert_eq!(
+        names(&env.plugin_ok(&["list", "--status", "Inactive"])),
+        ["acme"]
+    );
     assert!(
         env.plugin_err(&["reinvite", "acme"])
             .contains("revocationPolicy: Reinvite")
@@ -327,11 +400,8 @@ async fn a_reinvite_survives_an_operator_sigkill_with_one_url() {
         .await;
     let before = env.url_count(ACME).await;
     // The Developer Center does the work, then the connection drops: the operator never hears.
-    env.sim(
-        "/sim/faults",
-        json!({"dropRate": 1.0, "paths": [GENERATE]}),
-    )
-    .await;
+    env.sim("/sim/faults", json!({"dropRate": 1.0, "paths": [GENERATE]}))
+        .await;
     let value = "2027-01-01T00:00:00Z";
     env.kubectl_ok(&[
         "annotate",
@@ -341,7 +411,10 @@ async fn a_reinvite_survives_an_operator_sigkill_with_one_url() {
     ]);
     let deadline = Instant::now() + STEP;
     while env.url_count(ACME).await == before {
-        assert!(Instant::now() < deadline, "the simulator issued no reinvited URL");
+        assert!(
+            Instant::now() < deadline,
+            "the simulator issued no reinvited URL"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     env.operator.kill();
@@ -357,7 +430,11 @@ async fn a_reinvite_survives_an_operator_sigkill_with_one_url() {
         first["status"]["authorizationUrl"]
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(env.url_count(ACME).await, before + 1, "one URL for one value");
+    assert_eq!(
+        env.url_count(ACME).await,
+        before + 1,
+        "one URL for one value"
+    );
 }
 
 /// Paused: no action and a condition saying so; a malformed value: a condition saying what to
@@ -369,7 +446,12 @@ async fn pause_and_malformed_annotations_are_conditions() {
     let first = env
         .wait_status("beta", "a URL", |s| s["authorizationUrl"].is_string())
         .await;
-    env.kubectl_ok(&["annotate", "acqpauth", "beta", "acqp-operator.io/paused=true"]);
+    env.kubectl_ok(&[
+        "annotate",
+        "acqpauth",
+        "beta",
+        "acqp-operator.io/paused=true",
+    ]);
     env.wait_status("beta", "Paused", |s| {
         s["conditions"].as_array().is_some_and(|cs| {
             cs.iter()
@@ -406,9 +488,9 @@ async fn pause_and_malformed_annotations_are_conditions() {
     ]);
     let malformed = env
         .wait_status("beta", "MalformedAnnotation", |s| {
-            s["conditions"].as_array().is_some_and(|cs| {
-                cs.iter().any(|c| c["type"] == "MalformedAnnotation")
-            })
+            s["conditions"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "MalformedAnnotation"))
         })
         .await;
     let message = condition(&malformed, "MalformedAnnotation")["message"]

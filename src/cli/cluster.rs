@@ -26,9 +26,8 @@ pub async fn connect_to(
     };
     let config = match (kubeconfig, context) {
         (Some(path), _) => {
-            let file = Kubeconfig::read_from(path).map_err(|e| {
-                anyhow::anyhow!("cannot read kubeconfig {} ({e})", path.display())
-            })?;
+            let file = Kubeconfig::read_from(path)
+                .map_err(|e| anyhow::anyhow!("cannot read kubeconfig {} ({e})", path.display()))?;
             Config::from_custom_kubeconfig(file, &options)
                 .await
                 .map_err(|e| cannot_use(&e))

@@ -173,7 +173,10 @@ mod tests {
         assert!(refresh.contains("\"yesterday\""), "{refresh}");
         assert!(refresh.contains("kubectl acqp refresh acme"), "{refresh}");
         let reinvite = &requests.malformed[2].message;
-        assert!(reinvite.len() < 400, "a long value is cut short: {reinvite}");
+        assert!(
+            reinvite.len() < 400,
+            "a long value is cut short: {reinvite}"
+        );
         assert!(requests.malformed[0].message.contains("\"yes\""));
     }
 }

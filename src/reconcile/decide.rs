@@ -382,7 +382,10 @@ impl<'i, 'a> Next<'i, 'a> {
     /// The re-invitation request's value, if it has not been acted on yet.
     fn reinvite_pending(&self) -> Option<String> {
         let handled = self.status.last_handled_reinvite_at.as_ref();
-        self.requests.reinvite.clone().filter(|v| Some(v) != handled)
+        self.requests
+            .reinvite
+            .clone()
+            .filter(|v| Some(v) != handled)
     }
 
     /// Paused: nothing is done and nothing but the request conditions changes, not even
@@ -400,12 +403,23 @@ impl<'i, 'a> Next<'i, 'a> {
     /// `conditions` with the Paused and MalformedAnnotation conditions the annotations call
     /// for (each present only while True).
     fn with_request_conditions(&self, mut conditions: Vec<Condition>) -> Vec<Condition> {
-        let previous = self.input.resource.status.as_ref().map(|s| &s.conditions[..]);
+        let previous = self
+            .input
+            .resource
+            .status
+            .as_ref()
+            .map(|s| &s.conditions[..]);
         let previous = previous.unwrap_or_default();
         let now = Time(self.input.now);
         conditions.retain(|c| c.type_ != conditions::PAUSED && c.type_ != conditions::MALFORMED);
         if self.requests.paused {
-            let name = self.input.resource.metadata.name.as_deref().unwrap_or_default();
+            let name = self
+                .input
+                .resource
+                .metadata
+                .name
+                .as_deref()
+                .unwrap_or_default();
             let message = format!(
                 "annotation {} pauses this resource: the operator calls no Developer Center and \
                  writes no Secret for it; `kubectl annotate acqpauth {name} {}-` resumes",
@@ -424,7 +438,12 @@ impl<'i, 'a> Next<'i, 'a> {
                 .collect::<Vec<_>>()
                 .join("; ");
             let malformed = (conditions::MALFORMED, "MalformedAnnotation", message);
-            conditions.push(conditions::present(previous, malformed, self.generation, &now));
+            conditions.push(conditions::present(
+                previous,
+                malformed,
+                self.generation,
+                &now,
+            ));
         }
         conditions
     }

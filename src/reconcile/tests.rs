@@ -647,7 +647,13 @@ fn a_refresh_request_asks_the_developer_center_once_per_value() {
 fn a_refresh_request_retries_a_standing_refusal_at_once() {
     let mut world = World::new(&[AutoDebit]);
     let mut status = world.decide().status;
-    record_refusal(&mut status, Refusal::ProductsNotInContract, "no", 1, world.now);
+    record_refusal(
+        &mut status,
+        Refusal::ProductsNotInContract,
+        "no",
+        1,
+        world.now,
+    );
     world.resource.status = Some(status);
     assert!(issued(&world.decide()).is_empty());
     world.annotate(annotations::REFRESH_REQUESTED_AT, "2027-01-01T00:00:00Z");
@@ -710,7 +716,11 @@ fn a_reinvite_request_is_not_honoured_under_revocation_policy_wait() {
     assert!(issued(&decision).is_empty());
     let stalled = find(&world.status().conditions, STALLED).unwrap();
     assert_eq!(stalled.reason, "Revoked");
-    assert!(stalled.message.contains("not honoured"), "{}", stalled.message);
+    assert!(
+        stalled.message.contains("not honoured"),
+        "{}",
+        stalled.message
+    );
     assert_eq!(world.status().last_handled_reinvite_at, None);
 
     world.resource.spec.revocation_policy = RevocationPolicy::Reinvite;
@@ -732,15 +742,31 @@ fn a_paused_resource_is_left_alone_and_says_so() {
     assert!(decision.actions.is_empty(), "{:?}", decision.actions);
     let status = world.status();
     let paused = find(&status.conditions, conditions::PAUSED).unwrap();
-    assert_eq!((paused.status.as_str(), paused.reason.as_str()), ("True", "Paused"));
-    assert!(paused.message.contains("acqp-operator.io/paused-"), "{}", paused.message);
-    assert_eq!(status.observed_generation, Some(1), "the new spec was not acted on");
+    assert_eq!(
+        (paused.status.as_str(), paused.reason.as_str()),
+        ("True", "Paused")
+    );
+    assert!(
+        paused.message.contains("acqp-operator.io/paused-"),
+        "{}",
+        paused.message
+    );
+    assert_eq!(
+        status.observed_generation,
+        Some(1),
+        "the new spec was not acted on"
+    );
     assert_eq!(status.phase, before.phase);
     assert_eq!(status.authorization_url, before.authorization_url);
 
     world.resource.metadata.annotations = None;
     let decision = world.step();
-    assert!(decision.actions.iter().any(|a| matches!(a, Action::WriteSecret(_))));
+    assert!(
+        decision
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::WriteSecret(_)))
+    );
     assert_eq!(world.status().phase, Some(Phase::Active));
     assert!(find(&world.status().conditions, conditions::PAUSED).is_none());
     assert_eq!(world.status().observed_generation, Some(2));
@@ -754,7 +780,11 @@ fn a_malformed_annotation_is_a_condition_and_nothing_else() {
     let url = url_of(&world);
     let malformed = find(&world.status().conditions, conditions::MALFORMED).unwrap();
     assert_eq!(malformed.status, "True");
-    assert!(malformed.message.contains("RFC 3339"), "{}", malformed.message);
+    assert!(
+        malformed.message.contains("RFC 3339"),
+        "{}",
+        malformed.message
+    );
     assert!(issued(&world.step()).is_empty(), "the value is ignored");
     assert_eq!(url_of(&world), url);
 

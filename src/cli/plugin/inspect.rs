@@ -100,9 +100,8 @@ pub async fn run(target: &Target, what: What) -> anyhow::Result<()> {
         match (&data_fingerprint, &status_fingerprint) {
             (Some(data), Some(status)) if data == status =>
                 "yes: the token is the one its AcqpAuthorization's status names".to_owned(),
-            (Some(_), Some(status)) => format!(
-                "no: status names {status}; the operator repairs the Secret shortly"
-            ),
+            (Some(_), Some(status)) =>
+                format!("no: status names {status}; the operator repairs the Secret shortly"),
             (_, None) => "unknown: no owning AcqpAuthorization with a token in status".to_owned(),
             (None, Some(_)) => "no: the Secret holds no token".to_owned(),
         }

@@ -182,8 +182,8 @@ fn print_rows(found: &[AcqpAuthorization], namespaces: bool, wide: bool) {
         .iter()
         .map(|a| {
             let status = a.status.clone().unwrap_or_default();
-            let ready = conditions::find(&status.conditions, READY)
-                .map_or_else(dash, |c| c.status.clone());
+            let ready =
+                conditions::find(&status.conditions, READY).map_or_else(dash, |c| c.status.clone());
             let mut row = vec![
                 a.name_any(),
                 a.spec.acqp.id.clone(),

@@ -94,8 +94,7 @@ pub(crate) struct Target {
 impl Target {
     async fn connect(args: &TargetArgs) -> anyhow::Result<Target> {
         let (client, default_namespace) =
-            super::cluster::connect_to(args.kubeconfig.as_deref(), args.context.as_deref())
-                .await?;
+            super::cluster::connect_to(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
         Ok(Target {
             client,
             namespace: args.namespace.clone().unwrap_or(default_namespace),

@@ -49,7 +49,6 @@ struct WaitArgs {
     timeout: Duration,
 }
 
-
 /// Requests a refresh of one resource, or of every match with `--all`.
 pub async fn refresh(target: &Target, args: RefreshArgs) -> anyhow::Result<()> {
     let objects = match &args.name {
@@ -124,7 +123,11 @@ fn now() -> String {
 
 fn qualified(target: &Target, object: &AcqpAuthorization) -> String {
     if target.all_namespaces {
-        format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any())
+        format!(
+            "{}/{}",
+            object.namespace().unwrap_or_default(),
+            object.name_any()
+        )
     } else {
         object.name_any()
     }
@@ -139,7 +142,9 @@ async fn request(
     let namespace = object.namespace().unwrap_or_default();
     let name = object.name_any();
     if object.annotations().get(PAUSED).map(String::as_str) == Some("true") {
-        eprintln!("warning: acqpauth {name} is paused ({PAUSED}); the request waits until it is resumed");
+        eprintln!(
+            "warning: acqpauth {name} is paused ({PAUSED}); the request waits until it is resumed"
+        );
     }
     let api: Api<AcqpAuthorization> = Api::namespaced(target.client.clone(), &namespace);
     let patch = serde_json::json!({"metadata": {"annotations": {key: value}}});

@@ -53,7 +53,10 @@ pub async fn run(target: &Target, args: StatusArgs) -> anyhow::Result<()> {
         .await
         .map(|list| list.items)
         .ok();
-    print!("{}", summary(&object, app.as_ref(), events, Timestamp::now()));
+    print!(
+        "{}",
+        summary(&object, app.as_ref(), events, Timestamp::now())
+    );
     Ok(())
 }
 
@@ -87,9 +90,10 @@ fn summary(
     );
     let ready = conditions::find(&status.conditions, READY);
     let stalled = conditions::find(&status.conditions, STALLED);
-    let phase = status
-        .phase
-        .map_or_else(|| "unknown (not reconciled yet)".into(), |p| format!("{p:?}"));
+    let phase = status.phase.map_or_else(
+        || "unknown (not reconciled yet)".into(),
+        |p| format!("{p:?}"),
+    );
     let ready_text = ready.map_or_else(
         || "Ready unknown".to_owned(),
         |c| format!("Ready={} ({})", c.status, c.reason),
@@ -118,10 +122,17 @@ fn summary(
             ),
         );
     }
-    match (&status.authorization_url, &status.authorization_url_expires_at) {
+    match (
+        &status.authorization_url,
+        &status.authorization_url_expires_at,
+    ) {
         (Some(url), Some(expires)) => line(
             "URL",
-            format!("{url} (expires {}, {})", expires.0, output::relative(expires.0, now)),
+            format!(
+                "{url} (expires {}, {})",
+                expires.0,
+                output::relative(expires.0, now)
+            ),
         ),
         (Some(url), None) => line("URL", url.clone()),
         (None, _) => line("URL", "none".into()),
@@ -140,14 +151,10 @@ fn summary(
         match (&status.token_fingerprint, status.token_revision) {
             (Some(fingerprint), Some(revision)) => format!(
                 "revision {revision}, {fingerprint}, rotated {}; Secret {}",
-                status
-                    .token_rotated_at
-                    .as_ref()
-                    .map_or_else(|| "at an unknown time".into(), |t| format!(
-                        "{} ({})",
-                        t.0,
-                        output::relative(t.0, now)
-                    )),
+                status.token_rotated_at.as_ref().map_or_else(
+                    || "at an unknown time".into(),
+                    |t| format!("{} ({})", t.0, output::relative(t.0, now))
+                ),
                 secret_ref(object)
             ),
             _ => format!("none yet; it will be in Secret {}", secret_ref(object)),
@@ -161,7 +168,10 @@ fn summary(
             Some(app) => {
                 let conditions = app.status.as_ref().map(|s| &s.conditions[..]);
                 match conditions.and_then(|c| conditions::find(c, READY)) {
-                    Some(c) => format!("{app_name}: Ready={} ({}): {}", c.status, c.reason, c.message),
+                    Some(c) => format!(
+                        "{app_name}: Ready={} ({}): {}",
+                        c.status, c.reason, c.message
+                    ),
                     None => format!("{app_name}: not reconciled yet"),
                 }
             }
@@ -217,7 +227,11 @@ fn products(products: &[Product]) -> String {
     if products.is_empty() {
         return "-".into();
     }
-    products.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+    products
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn events_text(events: Option<Vec<Event>>, now: Timestamp) -> String {

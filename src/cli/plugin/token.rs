@@ -43,7 +43,10 @@ pub async fn run(target: &Target, args: TokenArgs) -> anyhow::Result<()> {
     };
     if !args.reveal && !args.copy {
         println!("Secret:       {secret_name} (key {key})");
-        println!("Revision:     {}", status.token_revision.unwrap_or_default());
+        println!(
+            "Revision:     {}",
+            status.token_revision.unwrap_or_default()
+        );
         println!("Fingerprint:  {fingerprint}");
         if let Some(rotated) = &status.token_rotated_at {
             println!("Rotated:      {}", rotated.0);
