@@ -1,7 +1,8 @@
 //! `kubectl acqp` end to end: the real `kubectl-acqp` binary against the real control plane,
 //! the simulator and the `acqp-operator` binary, checking what each subcommand prints; and the
 //! request annotations it sets (refresh, reinvite across an operator SIGKILL, pause, malformed
-//! values) as the operator honours them.
+//! values) as the operator honours them; and a day-two rebuild: a released Secret adopted by a
+//! new resource for the same ACQP, with the existing grant and no new URL.
 //!
 //! The application polls every 10 minutes and the simulator sends no notifications, so every
 //! change the operator notices within a test's time comes from a refresh request.
@@ -500,4 +501,54 @@ async fn pause_and_malformed_annotations_are_conditions() {
         message.contains("\"yesterday\"") && message.contains("kubectl acqp refresh beta"),
         "{message}"
     );
+}
+
+/// A Secret released under deletionPolicy Retain is adopted by a new AcqpAuthorization for the
+/// same ACQP (no SecretConflict), which takes over the existing Active grant without a URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_secret_and_an_active_grant_are_adopted() {
+    let env = Env::new("plugin-adopt").await;
+    let manifest = |name: &str| {
+        format!(
+            "apiVersion: acqp-operator.io/v1alpha1\nkind: AcqpAuthorization\nmetadata:\n  \
+             name: {name}\nspec:\n  applicationRef: {{name: demo}}\n  acqp: {{id: \"{ACME}\"}}\n  \
+             products: [CashierPayment]\n  tokenSecret: {{name: acme-token, deletionPolicy: \
+             Retain}}\n"
+        )
+    };
+    env.cluster.apply_in(&env.ns, &manifest("old"));
+    env.wait_status("old", "a URL", |s| s["authorizationUrl"].is_string())
+        .await;
+    env.sim(
+        &format!("/sim/acqp/{ACME}/authorize"),
+        json!({"clientId": DEMO}),
+    )
+    .await;
+    env.plugin_ok(&["refresh", "old", "--wait"]);
+    env.wait_status("old", "Active", |s| s["phase"] == "Active")
+        .await;
+    env.kubectl_ok(&["delete", "acqpauth", "old", "--wait=true"]);
+    let released = env.get("secret/acme-token");
+    assert!(
+        released["metadata"]["ownerReferences"].is_null(),
+        "{released}"
+    );
+    let urls = env.url_count(ACME).await;
+
+    env.cluster.apply_in(&env.ns, &manifest("new"));
+    let adopted = env
+        .wait_status("new", "Active", |s| s["phase"] == "Active")
+        .await;
+    let secret = env.get("secret/acme-token");
+    assert_eq!(
+        secret["metadata"]["ownerReferences"][0]["uid"], adopted["metadata"]["uid"],
+        "the new resource owns the Secret"
+    );
+    assert_eq!(
+        secret["data"], released["data"],
+        "the same grant, the same token"
+    );
+    assert_eq!(env.url_count(ACME).await, urls, "no new URL");
+    let status = env.plugin_ok(&["status", "new"]);
+    assert!(status.contains("SecretAdopted"), "{status}");
 }

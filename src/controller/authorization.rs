@@ -594,6 +594,9 @@ fn secret_view(object: &AcqpAuthorization, secret: Option<&Secret>) -> SecretVie
     let Some(secret) = secret else {
         return SecretView::Missing;
     };
+    if outcome::is_released_for(&secret.metadata, object) {
+        return SecretView::Released;
+    }
     if !outcome::is_controlled_by(&secret.metadata, object) {
         let owner = match secret
             .metadata

@@ -284,7 +284,18 @@ impl<'i, 'a> Next<'i, 'a> {
             key: desired.key.clone(),
         });
         if !desired.is_satisfied_by(&self.input.secret) {
-            if !is_new_grant && matches!(self.input.secret, SecretView::Owned { .. }) {
+            if self.input.secret == SecretView::Released {
+                let message = format!(
+                    "Secret {}, released by an earlier AcqpAuthorization for this ACQP, is \
+                     adopted",
+                    desired.name
+                );
+                self.actions.push(Action::Event(Event {
+                    warning: false,
+                    reason: "SecretAdopted",
+                    message,
+                }));
+            } else if !is_new_grant && matches!(self.input.secret, SecretView::Owned { .. }) {
                 let message = format!(
                     "Secret {} was changed outside the operator; restored it",
                     desired.name

@@ -620,6 +620,24 @@ proptest! {
     }
 }
 
+#[test]
+fn a_released_secret_for_the_same_acqp_is_adopted_not_a_conflict() {
+    let mut world = World::new(&[CashierPayment]);
+    world.secret = SecretView::Released;
+    world.grant(&[CashierPayment], "token-1");
+    let decision = world.step();
+    assert!(
+        decision
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::WriteSecret(_))),
+        "the write takes the Secret over"
+    );
+    assert_eq!(events(&decision), ["Authorized", "SecretAdopted"]);
+    assert_eq!(world.status().phase, Some(Phase::Active));
+    assert!(world.step().actions.is_empty());
+}
+
 // Request annotations: refresh, reinvite, pause.
 
 fn url_of(world: &World) -> Option<String> {
