@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: test demo deps test-tools bench chaos crds fmt lint control-plane flux monitoring conformance-tools conformance image image-test help
+.PHONY: install test demo deps test-tools bench chaos crds fmt lint control-plane flux monitoring conformance-tools conformance image image-test help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ bench: deps ## Micro-benchmarks, then the scale run on a real control plane; wri
 
 chaos: deps ## Full chaos runs: 200 resources under faults, 10 SIGKILLs, failover, control-plane and simulator restarts
 	ACQP_CHAOS_FULL=1 $(CARGO) test --test chaos --test chaos_control_plane -- --nocapture --test-threads=1
+
+install: ## Install the kubectl plugin (`kubectl acqp`) into ~/.cargo/bin
+	$(CARGO) install --locked --path . --bin kubectl-acqp
 
 crds: ## Regenerate crds/ from the Rust types
 	$(CARGO) run --quiet -- crd --out-dir crds

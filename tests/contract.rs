@@ -406,6 +406,7 @@ fn wire_samples() -> Vec<(&'static str, (Value, Value), String)> {
         environment: Environment::Production,
         role: Role::MerchantOnboarding,
         integrated_products: all_products(),
+        sandbox_acceptance_passed: Some(false),
     };
     let url = GenerateUrlResponse {
         result: ResultInfo::success(),
@@ -449,7 +450,13 @@ fn wire_samples() -> Vec<(&'static str, (Value, Value), String)> {
         ),
         (
             "ApplicationInquiryResponse",
-            only(wire(&application)),
+            (
+                wire(&application),
+                wire(&ApplicationInquiryResponse {
+                    sandbox_acceptance_passed: None,
+                    ..application.clone()
+                }),
+            ),
             success(APPLICATION),
         ),
         ("GenerateUrlResponse", only(wire(&url)), success(GENERATE)),

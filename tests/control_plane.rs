@@ -125,7 +125,15 @@ async fn get_shows_printer_columns_and_category() {
         .collect();
     assert_eq!(
         header,
-        ["NAME", "ACQP", "PRODUCTS", "PHASE", "READY", "AGE"],
+        [
+            "NAME",
+            "ACQP",
+            "ACQP-NAME",
+            "PRODUCTS",
+            "PHASE",
+            "READY",
+            "AGE"
+        ],
         "{table}"
     );
 
@@ -229,5 +237,83 @@ async fn admission_rejects_every_invalid_manifest() {
         failures.len(),
         files.len(),
         failures.join("\n")
+    );
+}
+
+/// `kubectl get acqpauth --field-selector` searches as the console does: by ACQP ID, phase,
+/// status in the Developer Center and application (the CRD's selectableFields).
+#[tokio::test]
+async fn field_selectors_search_as_the_console_does() {
+    let cluster = cluster().await;
+    let ns = namespace("selectors").await;
+    let resource = |name: &str, acqp: &str, app: &str| {
+        format!(
+            "apiVersion: acqp-operator.io/v1alpha1\nkind: AcqpAuthorization\nmetadata:\n  \
+             name: {name}\nspec:\n  applicationRef: {{name: {app}}}\n  acqp: {{id: \"{acqp}\", \
+             name: Acqp {name}}}\n  products: [CashierPayment]\n"
+        )
+    };
+    cluster.apply_in(&ns, &resource("one", "1022188000000000001", "demo"));
+    cluster.apply_in(&ns, &resource("two", "1022188000000000002", "demo"));
+    cluster.apply_in(&ns, &resource("three", "1022188000000000003", "other"));
+    // The operator is not running here: write the status it would write.
+    for (name, phase, acqp_status) in [
+        ("one", "Active", "Active"),
+        ("two", "Revoked", "Inactive"),
+        ("three", "AwaitingAuthorization", ""),
+    ] {
+        let mut status = serde_json::json!({"phase": phase});
+        if !acqp_status.is_empty() {
+            status["acqpStatus"] = acqp_status.into();
+        }
+        let patch = serde_json::json!({ "status": status }).to_string();
+        cluster.kubectl_ok_in(
+            &ns,
+            &[
+                "patch",
+                "acqpauth",
+                name,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &patch,
+            ],
+        );
+    }
+    let select = |selector: &str| -> Vec<String> {
+        let out = cluster.kubectl_ok_in(
+            &ns,
+            &[
+                "get",
+                "acqpauth",
+                "--field-selector",
+                selector,
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ],
+        );
+        let mut names: Vec<String> = out.split_whitespace().map(str::to_owned).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(select("spec.acqp.id=1022188000000000002"), ["two"]);
+    assert_eq!(select("spec.acqp.name=Acqp three"), ["three"]);
+    assert_eq!(select("status.phase=Revoked"), ["two"]);
+    assert_eq!(select("status.acqpStatus=Active"), ["one"]);
+    assert_eq!(select("status.acqpStatus=Inactive"), ["two"]);
+    assert_eq!(select("spec.applicationRef.name=demo"), ["one", "two"]);
+    assert_eq!(
+        select("spec.applicationRef.name=demo,status.phase!=Revoked"),
+        ["one"]
+    );
+    assert!(select("spec.acqp.id=9999").is_empty());
+    // A field that is not selectable is refused, not silently ignored.
+    let out = cluster.kubectl_in(
+        &ns,
+        &["get", "acqpauth", "--field-selector", "spec.products=x"],
+    );
+    assert!(
+        !out.status.success(),
+        "spec.products must not be selectable"
     );
 }

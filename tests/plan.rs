@@ -100,7 +100,8 @@ fn settle(mut p: Planned) -> Planned {
                         annotations: desired.annotations.clone(),
                     };
                 }
-                acqp_operator::reconcile::Action::Event(_) => {}
+                acqp_operator::reconcile::Action::Event(_)
+                | acqp_operator::reconcile::Action::RefreshRemote => {}
             }
         }
         p.resource.status = Some(status);

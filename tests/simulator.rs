@@ -222,6 +222,37 @@ async fn conformance_findings_stay_fixed() {
     sim.shutdown().await;
 }
 
+/// `application/inquiry` reports sandbox acceptance from the seed, and `/sim` passes it.
+#[tokio::test]
+async fn sandbox_acceptance_is_reported_and_can_be_passed() {
+    let mut config = config();
+    config.applications[0].sandbox_acceptance_passed = false;
+    let sim = start(config).await;
+    let api = Caller::new(&sim);
+    let app = api.call(DEMO, APPLICATION, &json!({})).await;
+    assert_eq!(app.code(), "SUCCESS");
+    assert_eq!(app.body["sandboxAcceptancePassed"], false);
+    let path = format!("/sim/apps/{DEMO}/sandbox-acceptance");
+    let answer = api.sim_ok(&path, &json!({"passed": true})).await;
+    assert_eq!(answer["sandboxAcceptancePassed"], true);
+    let app = api.call(DEMO, APPLICATION, &json!({})).await;
+    assert_eq!(app.body["sandboxAcceptancePassed"], true);
+    let viewer = api.call(VIEWER, APPLICATION, &json!({})).await;
+    assert_eq!(
+        viewer.body["sandboxAcceptancePassed"], true,
+        "the seed's default"
+    );
+    let (status, _) = api.sim_post(&path, &json!({"passed": "yes"})).await;
+    assert_eq!(status, 400);
+    let (status, _) = api
+        .sim_post(
+            "/sim/apps/NOBODY/sandbox-acceptance",
+            &json!({"passed": true}),
+        )
+        .await;
+    assert_eq!(status, 404);
+}
+
 #[tokio::test]
 async fn roles_integration_and_contract_checks_name_the_problem() {
     let sim = start(config()).await;

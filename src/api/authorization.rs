@@ -20,11 +20,19 @@ use std::collections::BTreeMap;
     status = "AcqpAuthorizationStatus",
     cel,
     printcolumn = r#"{"name":"ACQP","type":"string","jsonPath":".spec.acqp.id"}"#,
+    printcolumn = r#"{"name":"ACQP-Name","type":"string","jsonPath":".spec.acqp.name"}"#,
     printcolumn = r#"{"name":"Products","type":"string","jsonPath":".spec.products"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    printcolumn = r#"{"name":"URL","type":"string","priority":1,"jsonPath":".status.authorizationUrl"}"#
+    printcolumn = r#"{"name":"URL","type":"string","priority":1,"jsonPath":".status.authorizationUrl"}"#,
+    // `kubectl get acqpauth --field-selector …` searches as the console does (by ACQP ID and
+    // status); field selectors match exactly, so `kubectl acqp list --acqp-name` does substrings.
+    selectable = ".spec.acqp.id",
+    selectable = ".spec.acqp.name",
+    selectable = ".spec.applicationRef.name",
+    selectable = ".status.phase",
+    selectable = ".status.acqpStatus"
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AcqpAuthorizationSpec {
@@ -282,6 +290,15 @@ pub struct AcqpAuthorizationStatus {
     /// on every poll, so that a quiet system causes no API-server writes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_checked_time: Option<Time>,
+
+    /// The acqp-operator.io/refresh-requested-at value last acted on (the Developer Center was
+    /// asked about this ACQP then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_refresh_at: Option<String>,
+
+    /// The acqp-operator.io/reinvite-requested-at value last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reinvite_at: Option<String>,
 }
 
 /// A one-word summary of an authorization.

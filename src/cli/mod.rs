@@ -4,6 +4,7 @@ mod cluster;
 pub mod crd;
 pub mod documents;
 pub mod plan;
+pub mod plugin;
 mod schema;
 pub mod state;
 pub mod validate;

@@ -370,6 +370,13 @@ async fn ask_devcenter(
     if answer.role != Role::DeveloperAdmin {
         return Ok((ApplicationView::PermissionDenied, BTreeMap::new()));
     }
+    if answer.sandbox_acceptance_pending() {
+        let view = ApplicationView::NotReady {
+            reason: "SandboxAcceptancePending".into(),
+            message: "the Production application has not passed sandbox acceptance testing".into(),
+        };
+        return Ok((view, BTreeMap::new()));
+    }
     let filter = AuthorizationFilter {
         acquirer_ids: Some(ids.clone()),
         ..Default::default()

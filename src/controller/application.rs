@@ -38,7 +38,7 @@ use crate::{
     devcenter::{
         ClientConfig, DevCenterClient,
         signing::{SigningKey, VerifyingKey},
-        wire::{APPLICATION_INQUIRY_PATH, ResultCode, Role},
+        wire::{APPLICATION_INQUIRY_PATH, ApplicationInquiryResponse, ResultCode, Role},
     },
 };
 
@@ -332,18 +332,7 @@ async fn inquire(
     );
     match answer {
         Ok(answer) => {
-            let readiness = if answer.role == Role::DeveloperAdmin {
-                Readiness::Ready
-            } else {
-                Readiness::NotReady {
-                    reason: NotReadyReason::PermissionDenied,
-                    message: format!(
-                        "the credentials' role is {:?}; only a Developer Admin can generate \
-                         authorization URLs: use a Developer Admin's credentials",
-                        answer.role
-                    ),
-                }
-            };
+            let readiness = readiness_of(&answer);
             let facts = ApplicationFacts {
                 readiness,
                 role: Some(answer.role),
@@ -362,6 +351,33 @@ async fn inquire(
             };
             (facts, false)
         }
+    }
+}
+
+/// Whether the application the Developer Center described may invite ACQPs: the credentials
+/// must be a Developer Admin's, and a Production application must have passed sandbox
+/// acceptance testing.
+fn readiness_of(answer: &ApplicationInquiryResponse) -> Readiness {
+    if answer.role != Role::DeveloperAdmin {
+        Readiness::NotReady {
+            reason: NotReadyReason::PermissionDenied,
+            message: format!(
+                "the credentials' role is {:?}; only a Developer Admin can generate \
+                 authorization URLs: use a Developer Admin's credentials",
+                answer.role
+            ),
+        }
+    } else if answer.sandbox_acceptance_pending() {
+        Readiness::NotReady {
+            reason: NotReadyReason::SandboxAcceptancePending,
+            message: "this Production application has not passed sandbox acceptance \
+                      testing, so it may not invite ACQPs yet: conduct sandbox acceptance \
+                      testing in the Developer Center; the operator keeps checking and invites \
+                      ACQPs once it has passed"
+                .into(),
+        }
+    } else {
+        Readiness::Ready
     }
 }
 
@@ -556,6 +572,7 @@ async fn announce_transition(
 mod tests {
     use super::*;
     use crate::api::{CredentialsSecretRef, DeveloperCenterApplicationSpec, Environment, Product};
+    use crate::devcenter::wire::Environment as WireEnvironment;
 
     fn app(status: Option<DeveloperCenterApplicationStatus>) -> DeveloperCenterApplication {
         let mut app = DeveloperCenterApplication::new(
@@ -576,6 +593,48 @@ mod tests {
         app.metadata.generation = Some(3);
         app.status = status;
         app
+    }
+
+    fn answer(environment: WireEnvironment, passed: Option<bool>) -> ApplicationInquiryResponse {
+        ApplicationInquiryResponse {
+            result: crate::devcenter::wire::ResultInfo::success(),
+            application_name: "Demo".into(),
+            environment,
+            role: Role::DeveloperAdmin,
+            integrated_products: vec![Product::CashierPayment],
+            sandbox_acceptance_passed: passed,
+        }
+    }
+
+    #[test]
+    fn a_production_application_waits_for_sandbox_acceptance() {
+        let pending = readiness_of(&answer(WireEnvironment::Production, Some(false)));
+        let Readiness::NotReady { reason, message } = pending else {
+            panic!("Ready before sandbox acceptance")
+        };
+        assert_eq!(reason.as_str(), "SandboxAcceptancePending");
+        assert!(
+            message.contains("conduct sandbox acceptance testing"),
+            "{message}"
+        );
+        let passed = answer(WireEnvironment::Production, Some(true));
+        assert_eq!(readiness_of(&passed), Readiness::Ready);
+        // Sandbox applications, and gateways that do not report it, are not held back.
+        let sandbox = answer(WireEnvironment::Sandbox, Some(false));
+        assert_eq!(readiness_of(&sandbox), Readiness::Ready);
+        let unreported = answer(WireEnvironment::Production, None);
+        assert_eq!(readiness_of(&unreported), Readiness::Ready);
+        let viewer = ApplicationInquiryResponse {
+            role: Role::Developer,
+            ..answer(WireEnvironment::Production, Some(false))
+        };
+        assert!(matches!(
+            readiness_of(&viewer),
+            Readiness::NotReady {
+                reason: NotReadyReason::PermissionDenied,
+                ..
+            }
+        ));
     }
 
     fn ready_facts() -> ApplicationFacts {

@@ -40,6 +40,7 @@ use crate::{
     },
     reconcile::{
         self, Action, ApplicationView, Claim, Decision, Input, IssuedUrl, Refusal, RemoteView,
+        annotations::{PAUSED, REFRESH_REQUESTED_AT, REINVITE_REQUESTED_AT},
         conditions::STALLED,
         outcome,
         secret::{DesiredSecret, MANAGED_BY_LABEL, SecretView},
@@ -120,10 +121,13 @@ pub async fn run(
         })
         .reflect(writers.authorizations)
         .touched_objects()
-        // Our own status writes change neither; a spec edit, the deletion request and the
-        // finalizer we add (after which the finalizer helper waits for the next event) do.
+        // Our own status writes change none of these; a spec edit, the deletion request, the
+        // finalizer we add (after which the finalizer helper waits for the next event) and a
+        // request annotation do.
         .predicate_filter(
-            predicates::generation.combine(predicates::finalizers),
+            predicates::generation
+                .combine(predicates::finalizers)
+                .combine(request_annotations),
             PredicateConfig::default(),
         );
     // Only Secrets the operator labelled are cached: never every Secret of the cluster.
@@ -277,6 +281,11 @@ async fn act(
     let input = gather(object, app.as_deref(), secret, ctx).await?;
     let mut decision = reconcile::decide(&input);
     for action in &decision.actions {
+        if let Action::RefreshRemote = action
+            && let Some(app) = &app
+        {
+            app.refresh_acquirer(&object.spec.acqp.id);
+        }
         if let Action::WriteSecret(desired) = action {
             let record = app.as_ref().and_then(|a| a.record(&object.spec.acqp.id));
             let token = record
@@ -620,6 +629,9 @@ fn secret_view(object: &AcqpAuthorization, secret: Option<&Secret>) -> SecretVie
     let Some(secret) = secret else {
         return SecretView::Missing;
     };
+    if outcome::is_released_for(&secret.metadata, object) {
+        return SecretView::Released;
+    }
     if !outcome::is_controlled_by(&secret.metadata, object) {
         let owner = match secret
             .metadata
@@ -677,6 +689,17 @@ fn poll_interval(object: &AcqpAuthorization, app: Option<&Application>) -> Durat
         .as_deref()
         .and_then(|d| duration::parse(d).ok());
     own.or(app.map(|a| a.poll_interval)).unwrap_or(DEFAULT_POLL)
+}
+
+/// A hash of the request annotations (`acqp-operator.io/paused`, `…/refresh-requested-at`,
+/// `…/reinvite-requested-at`), so setting one triggers a reconcile and other metadata does not.
+fn request_annotations(object: &AcqpAuthorization) -> Option<u64> {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for key in [PAUSED, REFRESH_REQUESTED_AT, REINVITE_REQUESTED_AT] {
+        object.annotations().get(key).hash(&mut hasher);
+    }
+    Some(hasher.finish())
 }
 
 /// The refusals a human must resolve; other F codes are errors of the operator or the gateway.

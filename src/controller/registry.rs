@@ -46,6 +46,8 @@ pub enum NotReadyReason {
     ContractViolation,
     /// The operator's endpoint policy refuses `spec.endpoint`: nothing is sent there.
     EndpointNotAllowed,
+    /// A Production application that has not passed sandbox acceptance testing.
+    SandboxAcceptancePending,
 }
 
 impl NotReadyReason {
@@ -60,6 +62,7 @@ impl NotReadyReason {
             NotReadyReason::PermissionDenied => "PermissionDenied",
             NotReadyReason::ContractViolation => "ContractViolation",
             NotReadyReason::EndpointNotAllowed => "EndpointNotAllowed",
+            NotReadyReason::SandboxAcceptancePending => "SandboxAcceptancePending",
         }
     }
 }

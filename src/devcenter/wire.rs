@@ -194,6 +194,19 @@ pub struct ApplicationInquiryResponse {
     pub role: Role,
     /// Products the application has integrated (and so may ask ACQPs to authorize).
     pub integrated_products: Vec<Product>,
+    /// Whether the application passed sandbox acceptance testing ("before you begin"): a
+    /// Production application that has not may not invite ACQPs. Optional, as every field
+    /// added to the contract: a gateway that does not report it holds nothing back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_acceptance_passed: Option<bool>,
+}
+
+impl ApplicationInquiryResponse {
+    /// Whether this is a Production application still waiting for sandbox acceptance, which
+    /// may not invite ACQPs yet.
+    pub fn sandbox_acceptance_pending(&self) -> bool {
+        self.environment == Environment::Production && self.sandbox_acceptance_passed == Some(false)
+    }
 }
 
 /// `POST /authorizations/generateUrl`: ask for an authorization URL for one ACQP.

@@ -9,6 +9,10 @@ pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 /// Stalled: a human must act.
 pub const STALLED: &str = "Stalled";
+/// Paused: the `acqp-operator.io/paused` annotation stops all action (present only while True).
+pub const PAUSED: &str = "Paused";
+/// MalformedAnnotation: a request annotation's value cannot be used (present only while True).
+pub const MALFORMED: &str = "MalformedAnnotation";
 
 /// The conditions a decision wants, before timestamps and generations are filled in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +81,24 @@ fn condition(
         observed_generation: Some(generation),
         last_transition_time,
     }
+}
+
+/// A True condition of `(type, reason, message)` outside the kstatus three, keeping its
+/// lastTransitionTime from `previous`.
+pub fn present(
+    previous: &[Condition],
+    (type_, reason, message): (&str, &'static str, String),
+    generation: i64,
+    now: &Time,
+) -> Condition {
+    let wanted = Wanted {
+        ready: false,
+        reason,
+        message,
+        reconciling: false,
+        stalled: false,
+    };
+    condition(previous, type_, true, &wanted, generation, now)
 }
 
 /// The condition of `type_`, if present.

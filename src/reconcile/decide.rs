@@ -1,6 +1,7 @@
 //! The decision function itself. Read top to bottom: each step either settles the outcome or
 //! hands on to the next, in the order a human would check things.
 
+use super::annotations::Requests;
 use super::conditions::{self, Wanted};
 use super::secret::{self, SecretView};
 use super::{
@@ -11,7 +12,7 @@ use crate::api::{
     AcqpAuthorizationStatus, AcqpStatus, Phase, Product, RevocationPolicy, TokenSecretRef,
 };
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -26,7 +27,15 @@ const FIRST_LIST_RETRY: Duration = Duration::from_secs(5);
 
 /// Decides what to do for one AcqpAuthorization.
 pub fn decide(input: &Input<'_>) -> Decision {
-    let mut next = Next::new(input);
+    let next = Next::new(input);
+    if next.requests.paused {
+        return next.paused();
+    }
+    decide_unpaused(next)
+}
+
+fn decide_unpaused(mut next: Next<'_, '_>) -> Decision {
+    let input = next.input;
     if let Some(rival) = winning_rival(input) {
         let message = format!(
             "AcqpAuthorization {rival} already claims ACQP {} for application {}: delete this \
@@ -113,7 +122,8 @@ pub fn decide(input: &Input<'_>) -> Decision {
         );
         return next.stalled(Phase::Error, "ProductsNotIntegrated", message);
     }
-    if let Some(refusal) = standing_refusal(input) {
+    // A refresh request is the console's "refresh to retry": it ends a standing refusal.
+    if let Some(refusal) = standing_refusal(input).filter(|_| next.refresh_pending().is_none()) {
         return next.keep_refusal(refusal);
     }
     let acqp = acqp_label(input);
@@ -139,10 +149,15 @@ pub fn decide(input: &Input<'_>) -> Decision {
             let since = record.update_time;
             match input.resource.spec.revocation_policy {
                 RevocationPolicy::Wait => {
-                    let message = format!(
+                    let mut message = format!(
                         "{acqp} cancelled its authorization at {since}; the Agent-Token no longer \
                          works. Set spec.revocationPolicy: Reinvite to send a new authorization URL"
                     );
+                    if next.reinvite_pending().is_some() {
+                        message.push_str(
+                            " (the reinvite request is not honoured while revocationPolicy is Wait)",
+                        );
+                    }
                     next.clear_url();
                     next.stalled(Phase::Revoked, "Revoked", message)
                 }
@@ -211,6 +226,7 @@ struct Next<'i, 'a> {
     input: &'i Input<'a>,
     generation: i64,
     desired: Vec<Product>,
+    requests: Requests,
     status: AcqpAuthorizationStatus,
     actions: Vec<Action>,
 }
@@ -222,6 +238,7 @@ impl<'i, 'a> Next<'i, 'a> {
             input,
             generation: input.resource.metadata.generation.unwrap_or_default(),
             desired: desired.into_iter().collect(),
+            requests: Requests::of(input.resource),
             status: input.resource.status.clone().unwrap_or_default(),
             actions: Vec::new(),
         }
@@ -267,7 +284,18 @@ impl<'i, 'a> Next<'i, 'a> {
             key: desired.key.clone(),
         });
         if !desired.is_satisfied_by(&self.input.secret) {
-            if !is_new_grant && matches!(self.input.secret, SecretView::Owned { .. }) {
+            if self.input.secret == SecretView::Released {
+                let message = format!(
+                    "Secret {}, released by an earlier AcqpAuthorization for this ACQP, is \
+                     adopted",
+                    desired.name
+                );
+                self.actions.push(Action::Event(Event {
+                    warning: false,
+                    reason: "SecretAdopted",
+                    message,
+                }));
+            } else if !is_new_grant && matches!(self.input.secret, SecretView::Owned { .. }) {
                 let message = format!(
                     "Secret {} was changed outside the operator; restored it",
                     desired.name
@@ -285,6 +313,16 @@ impl<'i, 'a> Next<'i, 'a> {
     /// Ready: the ACQP authorized every desired product and the Secret holds the token.
     fn authorized(mut self, record: &RemoteAuthorization, acqp: &str) -> Decision {
         self.clear_url();
+        if let Some(value) = self.reinvite_pending() {
+            self.status.last_handled_reinvite_at = Some(value);
+            self.actions.push(Action::Event(Event {
+                warning: false,
+                reason: "ReinviteNotNeeded",
+                message: format!(
+                    "{acqp} has authorized every product: no new authorization URL was issued"
+                ),
+            }));
+        }
         let secret = self
             .status
             .token_secret_ref
@@ -310,11 +348,12 @@ impl<'i, 'a> Next<'i, 'a> {
     /// Waits for the ACQP on a valid URL for the desired products, issuing one if needed.
     fn await_grant(mut self, reason: &'static str, message: String) -> Decision {
         let now = self.input.now;
+        let reinvite = self.reinvite_pending();
         let current_url_expiry = self
             .status
             .authorization_url
             .as_ref()
-            .filter(|_| self.status.requested_products == self.desired)
+            .filter(|_| self.status.requested_products == self.desired && reinvite.is_none())
             .and(self.status.authorization_url_expires_at.as_ref())
             .map(|t| t.0)
             .filter(|expires| *expires > now + URL_EXPIRY_MARGIN);
@@ -324,7 +363,10 @@ impl<'i, 'a> Next<'i, 'a> {
                 self.input.poll_interval.min(until_refresh.unsigned_abs())
             }
             None => {
-                let request_id = self.request_id();
+                let request_id = self.request_id(reinvite.as_deref());
+                if reinvite.is_some() {
+                    self.status.last_handled_reinvite_at = reinvite;
+                }
                 self.actions.push(Action::IssueUrl {
                     request_id,
                     products: self.desired.clone(),
@@ -340,6 +382,81 @@ impl<'i, 'a> Next<'i, 'a> {
             stalled: false,
         };
         self.finish(Phase::AwaitingAuthorization, wanted, requeue)
+    }
+
+    /// The refresh request's value, if it has not been acted on yet.
+    fn refresh_pending(&self) -> Option<String> {
+        let handled = self.status.last_handled_refresh_at.as_ref();
+        self.requests.refresh.clone().filter(|v| Some(v) != handled)
+    }
+
+    /// The re-invitation request's value, if it has not been acted on yet.
+    fn reinvite_pending(&self) -> Option<String> {
+        let handled = self.status.last_handled_reinvite_at.as_ref();
+        self.requests
+            .reinvite
+            .clone()
+            .filter(|v| Some(v) != handled)
+    }
+
+    /// Paused: nothing is done and nothing but the request conditions changes, not even
+    /// observedGeneration (the spec has not been acted on).
+    fn paused(self) -> Decision {
+        let mut status = self.input.resource.status.clone().unwrap_or_default();
+        status.conditions = self.with_request_conditions(status.conditions);
+        Decision {
+            status,
+            actions: Vec::new(),
+            requeue_after: SETTLED_RESYNC,
+        }
+    }
+
+    /// `conditions` with the Paused and MalformedAnnotation conditions the annotations call
+    /// for (each present only while True).
+    fn with_request_conditions(&self, mut conditions: Vec<Condition>) -> Vec<Condition> {
+        let previous = self
+            .input
+            .resource
+            .status
+            .as_ref()
+            .map(|s| &s.conditions[..]);
+        let previous = previous.unwrap_or_default();
+        let now = Time(self.input.now);
+        conditions.retain(|c| c.type_ != conditions::PAUSED && c.type_ != conditions::MALFORMED);
+        if self.requests.paused {
+            let name = self
+                .input
+                .resource
+                .metadata
+                .name
+                .as_deref()
+                .unwrap_or_default();
+            let message = format!(
+                "annotation {} pauses this resource: the operator calls no Developer Center and \
+                 writes no Secret for it; `kubectl annotate acqpauth {name} {}-` resumes",
+                super::annotations::PAUSED,
+                super::annotations::PAUSED
+            );
+            let paused = (conditions::PAUSED, "Paused", message);
+            conditions.push(conditions::present(previous, paused, self.generation, &now));
+        }
+        if !self.requests.malformed.is_empty() {
+            let message = self
+                .requests
+                .malformed
+                .iter()
+                .map(|m| m.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let malformed = (conditions::MALFORMED, "MalformedAnnotation", message);
+            conditions.push(conditions::present(
+                previous,
+                malformed,
+                self.generation,
+                &now,
+            ));
+        }
+        conditions
     }
 
     /// Whether the status already describes this generation.
@@ -420,7 +537,8 @@ impl<'i, 'a> Next<'i, 'a> {
     /// The idempotency key of a URL request: the same inputs after a crash give the same key,
     /// and every situation that needs a new URL (other products, a new grant, an expired URL)
     /// changes it.
-    fn request_id(&self) -> String {
+    /// A re-invitation request adds its value, so each value yields exactly one new URL.
+    fn request_id(&self, reinvite: Option<&str>) -> String {
         let uid = self
             .input
             .resource
@@ -431,17 +549,27 @@ impl<'i, 'a> Next<'i, 'a> {
         let products = list_plain(&self.desired);
         let revision = self.status.token_revision.unwrap_or(0);
         let previous = self.status.authorization_url.as_deref().unwrap_or_default();
-        let material = format!("{uid}\n{products}\n{revision}\n{previous}");
+        let mut material = format!("{uid}\n{products}\n{revision}\n{previous}");
+        if let Some(value) = reinvite {
+            material.push_str("\nreinvite ");
+            material.push_str(value);
+        }
         let digest = ring::digest::digest(&ring::digest::SHA256, material.as_bytes());
         format!("acqpop-{}", &hex::encode(digest.as_ref())[..40])
     }
 
     fn finish(mut self, phase: Phase, wanted: Wanted, requeue_after: Duration) -> Decision {
         let now = Time(self.input.now);
+        if let Some(value) = self.refresh_pending() {
+            self.status.last_handled_refresh_at = Some(value);
+            self.actions.push(Action::RefreshRemote);
+        }
+        let applied = conditions::apply(&self.status.conditions, &wanted, self.generation, &now);
+        let applied = self.with_request_conditions(applied);
         let status = &mut self.status;
         status.observed_generation = Some(self.generation);
         status.phase = Some(phase);
-        status.conditions = conditions::apply(&status.conditions, &wanted, self.generation, &now);
+        status.conditions = applied;
         let previous = self.input.resource.status.clone().unwrap_or_default();
         // lastCheckedTime moves only with another change, so a quiet system writes nothing.
         let changed = AcqpAuthorizationStatus {

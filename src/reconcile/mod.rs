@@ -3,6 +3,7 @@
 //! do and the status that results. No I/O: the controller performs the actions, `plan` prints
 //! them, and both therefore agree.
 
+pub mod annotations;
 pub mod conditions;
 mod decide;
 pub mod outcome;
@@ -104,14 +105,17 @@ pub struct Decision {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Ask the Developer Center for an authorization URL. `request_id` is derived from the
-    /// resource's UID, the products, the grant count and the previous URL, so a retry after a
-    /// crash gets the same URL back instead of a second one.
+    /// resource's UID, the products, the grant count, the previous URL and a re-invitation
+    /// request's value, so a retry after a crash gets the same URL back instead of a second one.
     IssueUrl {
         /// The idempotency key.
         request_id: String,
         /// The products to ask for.
         products: Vec<Product>,
     },
+    /// Ask the Developer Center about this ACQP now (a refresh request), instead of at the
+    /// next poll; whatever changed wakes the resource again.
+    RefreshRemote,
     /// Write the current Agent-Token into the Secret.
     WriteSecret(DesiredSecret),
     /// Record a Kubernetes Event (only on transitions).

@@ -189,9 +189,29 @@ pub fn is_controlled_by(meta: &ObjectMeta, resource: &AcqpAuthorization) -> bool
         .any(|o| Some(o.uid.as_str()) == uid && o.controller == Some(true))
 }
 
+/// Whether the Secret with `meta` is one the operator released for `resource`'s ACQP: no
+/// owner, the managed-by label, and the acqp-id annotation naming the same ACQP.
+pub fn is_released_for(meta: &ObjectMeta, resource: &AcqpAuthorization) -> bool {
+    use super::secret::{ACQP_ID_ANNOTATION, MANAGED_BY_LABEL, MANAGER};
+    let label = meta.labels.as_ref().and_then(|l| l.get(MANAGED_BY_LABEL));
+    let acqp = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ACQP_ID_ANNOTATION));
+    meta.owner_references
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+        && label.map(String::as_str) == Some(MANAGER)
+        && acqp == Some(&resource.spec.acqp.id)
+}
+
 /// The token Secret as seen from its metadata alone (who owns it, and the token fingerprint
 /// annotation standing in for the data), for readers that may not read Secret data.
 pub fn secret_view_from_metadata(resource: &AcqpAuthorization, meta: &ObjectMeta) -> SecretView {
+    if is_released_for(meta, resource) {
+        return SecretView::Released;
+    }
     if !is_controlled_by(meta, resource) {
         let owners = meta.owner_references.as_deref().unwrap_or_default();
         let owner = match owners {

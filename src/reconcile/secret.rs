@@ -26,6 +26,10 @@ pub enum SecretView {
         /// Who owns it, for the message ("no owner", "AcqpAuthorization other", ...).
         owner: String,
     },
+    /// A Secret the operator wrote for the same ACQP and then released (deletionPolicy
+    /// Retain): no owner, the managed-by label and the ACQP's acqp-id annotation. It is
+    /// adopted: the next write takes it over instead of reporting SecretConflict.
+    Released,
     /// The operator's Secret for this resource.
     Owned {
         /// Fingerprint of the token found under the data key (None when the key is missing).

@@ -104,7 +104,7 @@ impl World {
                         annotations: desired.annotations.clone(),
                     };
                 }
-                Action::Event(_) => {}
+                Action::Event(_) | Action::RefreshRemote => {}
             }
         }
         self.resource.status = Some(decision.status.clone());
@@ -118,6 +118,14 @@ impl World {
             token_fingerprint: fingerprint(token),
             update_time: self.now,
         });
+    }
+
+    fn annotate(&mut self, key: &str, value: &str) {
+        self.resource
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(key.into(), value.into());
     }
 
     fn status(&self) -> &AcqpAuthorizationStatus {
@@ -544,10 +552,18 @@ fn any_world() -> impl Strategy<Value = (World, String)> {
         "[A-Za-z0-9]{24,40}",
         any::<bool>(),
         any::<bool>(),
+        0..5u8,
     )
         .prop_map(
-            |(products, remote, granted, secret, token, reinvite, rival)| {
+            |(products, remote, granted, secret, token, reinvite, rival, requests)| {
                 let mut world = World::new(&products);
+                match requests {
+                    0 => {}
+                    1 => world.annotate(annotations::PAUSED, "true"),
+                    2 => world.annotate(annotations::REFRESH_REQUESTED_AT, "2027-01-01T00:00:00Z"),
+                    3 => world.annotate(annotations::REINVITE_REQUESTED_AT, "2027-01-01T00:00:00Z"),
+                    _ => world.annotate(annotations::REINVITE_REQUESTED_AT, "soon"),
+                }
                 if reinvite {
                     world.resource.spec.revocation_policy = RevocationPolicy::Reinvite;
                 }
@@ -602,4 +618,196 @@ proptest! {
             prop_assert!(!printed.contains(&token));
         }
     }
+}
+
+#[test]
+fn a_released_secret_for_the_same_acqp_is_adopted_not_a_conflict() {
+    let mut world = World::new(&[CashierPayment]);
+    world.secret = SecretView::Released;
+    world.grant(&[CashierPayment], "token-1");
+    let decision = world.step();
+    assert!(
+        decision
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::WriteSecret(_))),
+        "the write takes the Secret over"
+    );
+    assert_eq!(events(&decision), ["Authorized", "SecretAdopted"]);
+    assert_eq!(world.status().phase, Some(Phase::Active));
+    assert!(world.step().actions.is_empty());
+}
+
+// Request annotations: refresh, reinvite, pause.
+
+fn url_of(world: &World) -> Option<String> {
+    world.status().authorization_url.clone()
+}
+
+#[test]
+fn a_refresh_request_asks_the_developer_center_once_per_value() {
+    let mut world = World::new(&[CashierPayment]);
+    world.grant(&[CashierPayment], "token-1");
+    world.step();
+    world.annotate(annotations::REFRESH_REQUESTED_AT, "2027-01-01T00:00:00Z");
+    let decision = world.step();
+    assert_eq!(decision.actions, [Action::RefreshRemote]);
+    assert_eq!(
+        world.status().last_handled_refresh_at.as_deref(),
+        Some("2027-01-01T00:00:00Z")
+    );
+    assert!(world.step().actions.is_empty(), "handled once per value");
+    world.annotate(annotations::REFRESH_REQUESTED_AT, "2027-01-01T00:05:00Z");
+    assert_eq!(world.step().actions, [Action::RefreshRemote]);
+}
+
+#[test]
+fn a_refresh_request_retries_a_standing_refusal_at_once() {
+    let mut world = World::new(&[AutoDebit]);
+    let mut status = world.decide().status;
+    record_refusal(
+        &mut status,
+        Refusal::ProductsNotInContract,
+        "no",
+        1,
+        world.now,
+    );
+    world.resource.status = Some(status);
+    assert!(issued(&world.decide()).is_empty());
+    world.annotate(annotations::REFRESH_REQUESTED_AT, "2027-01-01T00:00:00Z");
+    let decision = world.decide();
+    assert_eq!(issued(&decision).len(), 1, "refresh to retry");
+    assert!(decision.actions.contains(&Action::RefreshRemote));
+}
+
+#[test]
+fn a_reinvite_request_replaces_a_valid_url_once_per_value() {
+    let mut world = World::new(&[CashierPayment]);
+    world.step();
+    let first = url_of(&world);
+    world.annotate(annotations::REINVITE_REQUESTED_AT, "2027-01-01T00:00:00Z");
+    // A crash between the Developer Center's answer and the status write decides again on the
+    // same status: the same request ID, so the Developer Center returns the same URL.
+    assert_eq!(issued(&world.decide()), issued(&world.decide()));
+    world.step();
+    let second = url_of(&world);
+    assert_ne!(second, first, "the old URL is no longer offered");
+    assert_eq!(
+        world.status().last_handled_reinvite_at.as_deref(),
+        Some("2027-01-01T00:00:00Z")
+    );
+    assert!(issued(&world.step()).is_empty(), "one URL per value");
+    assert_eq!(url_of(&world), second);
+    world.annotate(annotations::REINVITE_REQUESTED_AT, "2027-01-02T00:00:00Z");
+    world.step();
+    assert_ne!(url_of(&world), second, "a new value, a new URL");
+}
+
+#[test]
+fn a_reinvite_request_for_an_authorized_acqp_issues_nothing() {
+    let mut world = World::new(&[CashierPayment]);
+    world.grant(&[CashierPayment], "token-1");
+    world.step();
+    world.annotate(annotations::REINVITE_REQUESTED_AT, "2027-01-01T00:00:00Z");
+    let decision = world.step();
+    assert!(issued(&decision).is_empty());
+    assert_eq!(events(&decision), ["ReinviteNotNeeded"]);
+    assert_eq!(
+        world.status().last_handled_reinvite_at.as_deref(),
+        Some("2027-01-01T00:00:00Z")
+    );
+    assert!(world.step().actions.is_empty());
+}
+
+#[test]
+fn a_reinvite_request_is_not_honoured_under_revocation_policy_wait() {
+    let mut world = World::new(&[CashierPayment]);
+    world.grant(&[CashierPayment], "token-1");
+    world.step();
+    let RemoteView::Present(record) = &mut world.remote else {
+        unreachable!()
+    };
+    record.status = AcqpStatus::Inactive;
+    world.step();
+    world.annotate(annotations::REINVITE_REQUESTED_AT, "2027-01-01T00:00:00Z");
+    let decision = world.step();
+    assert!(issued(&decision).is_empty());
+    let stalled = find(&world.status().conditions, STALLED).unwrap();
+    assert_eq!(stalled.reason, "Revoked");
+    assert!(
+        stalled.message.contains("not honoured"),
+        "{}",
+        stalled.message
+    );
+    assert_eq!(world.status().last_handled_reinvite_at, None);
+
+    world.resource.spec.revocation_policy = RevocationPolicy::Reinvite;
+    world.resource.metadata.generation = Some(2);
+    world.step();
+    assert!(url_of(&world).is_some());
+}
+
+#[test]
+fn a_paused_resource_is_left_alone_and_says_so() {
+    let mut world = World::new(&[CashierPayment]);
+    world.step();
+    let before = world.status().clone();
+    world.annotate(annotations::PAUSED, "true");
+    world.grant(&[CashierPayment, AutoDebit], "token-1");
+    world.resource.spec.products.push(AutoDebit);
+    world.resource.metadata.generation = Some(2);
+    let decision = world.step();
+    assert!(decision.actions.is_empty(), "{:?}", decision.actions);
+    let status = world.status();
+    let paused = find(&status.conditions, conditions::PAUSED).unwrap();
+    assert_eq!(
+        (paused.status.as_str(), paused.reason.as_str()),
+        ("True", "Paused")
+    );
+    assert!(
+        paused.message.contains("acqp-operator.io/paused-"),
+        "{}",
+        paused.message
+    );
+    assert_eq!(
+        status.observed_generation,
+        Some(1),
+        "the new spec was not acted on"
+    );
+    assert_eq!(status.phase, before.phase);
+    assert_eq!(status.authorization_url, before.authorization_url);
+
+    world.resource.metadata.annotations = None;
+    let decision = world.step();
+    assert!(
+        decision
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::WriteSecret(_)))
+    );
+    assert_eq!(world.status().phase, Some(Phase::Active));
+    assert!(find(&world.status().conditions, conditions::PAUSED).is_none());
+    assert_eq!(world.status().observed_generation, Some(2));
+}
+
+#[test]
+fn a_malformed_annotation_is_a_condition_and_nothing_else() {
+    let mut world = World::new(&[CashierPayment]);
+    world.annotate(annotations::REINVITE_REQUESTED_AT, "now please");
+    world.step();
+    let url = url_of(&world);
+    let malformed = find(&world.status().conditions, conditions::MALFORMED).unwrap();
+    assert_eq!(malformed.status, "True");
+    assert!(
+        malformed.message.contains("RFC 3339"),
+        "{}",
+        malformed.message
+    );
+    assert!(issued(&world.step()).is_empty(), "the value is ignored");
+    assert_eq!(url_of(&world), url);
+
+    world.annotate(annotations::REINVITE_REQUESTED_AT, "2027-01-01T00:00:00Z");
+    world.step();
+    assert!(find(&world.status().conditions, conditions::MALFORMED).is_none());
+    assert_ne!(url_of(&world), url);
 }

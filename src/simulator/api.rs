@@ -111,6 +111,7 @@ async fn handle(
                 environment: app.environment,
                 role: app.role,
                 integrated_products: app.integrated_products.iter().copied().collect(),
+                sandbox_acceptance_passed: Some(state.sandbox_acceptance_passed(client_id)),
             }))
         }
         wire::GENERATE_URL_PATH => {

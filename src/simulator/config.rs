@@ -63,6 +63,15 @@ pub struct ApplicationConfig {
     /// Where status-change notifications go; none means no notifications.
     #[serde(default)]
     pub notify_url: Option<String>,
+    /// Whether the application passed sandbox acceptance testing [default: true]; a Production
+    /// application that has not may not invite ACQPs. `POST
+    /// /sim/apps/{clientId}/sandbox-acceptance` changes it at runtime.
+    #[serde(default = "passed")]
+    pub sandbox_acceptance_passed: bool,
+}
+
+fn passed() -> bool {
+    true
 }
 
 /// One acquirer (ACQP) and the products in its Alipay+ contract.

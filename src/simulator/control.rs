@@ -62,6 +62,10 @@ pub(crate) fn routes() -> Router<Arc<Shared>> {
         .route("/sim/acqp/{acquirer_id}/authorize", post(authorize))
         .route("/sim/acqp/{acquirer_id}/deauthorize", post(deauthorize))
         .route("/sim/apps/{client_id}/notify-url", post(set_notify_url))
+        .route(
+            "/sim/apps/{client_id}/sandbox-acceptance",
+            post(set_sandbox_acceptance),
+        )
         .route("/sim/reset", post(reset))
 }
 
@@ -266,6 +270,38 @@ async fn set_notify_url(
     drop(state);
     sim.changed();
     Json(json!({"clientId": client_id, "notifyUrl": current})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SandboxAcceptanceBody {
+    passed: bool,
+}
+
+/// `{"passed": true}`: the application passed sandbox acceptance testing (false: undo it).
+async fn set_sandbox_acceptance(
+    State(sim): State<Arc<Shared>>,
+    Path(client_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let body: SandboxAcceptanceBody = match parse(&body) {
+        Ok(b) => b,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    };
+    let mut state = sim.state();
+    if state.catalog.application(&client_id).is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("application {client_id} does not exist"),
+        );
+    }
+    state
+        .data
+        .sandbox_acceptance
+        .insert(client_id.clone(), body.passed);
+    drop(state);
+    sim.changed();
+    Json(json!({"clientId": client_id, "sandboxAcceptancePassed": body.passed})).into_response()
 }
 
 /// Forgets every URL, authorization and counter; faults and auto-grant go back to the seed's.

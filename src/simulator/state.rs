@@ -136,6 +136,9 @@ pub struct StateData {
     pub authorizations: BTreeMap<String, BTreeMap<String, Authorization>>,
     /// clientId → notify URL set at runtime, overriding the seed.
     pub notify_urls: BTreeMap<String, String>,
+    /// clientId → sandbox acceptance set at runtime, overriding the seed.
+    #[serde(default)]
+    pub sandbox_acceptance: BTreeMap<String, bool>,
 }
 
 /// A contract rule the request broke; each maps to one F result code.
@@ -551,6 +554,22 @@ impl State {
             .get(client_id)
             .cloned()
             .or_else(|| self.catalog.application(client_id)?.notify_url.clone())
+    }
+
+    /// Whether the application passed sandbox acceptance: set at runtime, else the seed's.
+    pub fn sandbox_acceptance_passed(&self, client_id: &str) -> bool {
+        self.data
+            .sandbox_acceptance
+            .get(client_id)
+            .copied()
+            .or_else(|| {
+                Some(
+                    self.catalog
+                        .application(client_id)?
+                        .sandbox_acceptance_passed,
+                )
+            })
+            .unwrap_or(false)
     }
 
     /// Distinct URLs per (client, acquirer, product set): proof that nothing was issued twice.
