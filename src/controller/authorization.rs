@@ -188,10 +188,14 @@ async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Err
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let secret_ref = ObjectRef::new(&object.token_secret_name()).within(&namespace);
     let cached_secret = ctx.token_secrets.get(&secret_ref);
-    let cached = decide_on(object, cached_secret.as_deref(), ctx).await?;
+    let mut cached = decide_on(object, cached_secret.as_deref(), ctx).await?;
     if cached.actions.is_empty() {
+        let app = application_of(object, ctx);
+        let mail_retry = ctx
+            .mail
+            .settle(object, &mut cached.status, app.as_deref(), ctx);
         write_status(object, &cached.status, ctx).await?;
-        return Ok(Requeue::requeue(cached.requeue_after));
+        return Ok(requeue(cached.requeue_after, mail_retry));
     }
     let api: Api<AcqpAuthorization> = Api::namespaced(ctx.client.clone(), &namespace);
     let latest = match api.get_opt(&object.name_any()).await? {
@@ -319,8 +323,16 @@ async fn act(
         }
     }
     perform(object, &decision, app.as_deref(), secrets, ctx).await?;
+    let mail_retry = ctx
+        .mail
+        .settle(object, &mut decision.status, app.as_deref(), ctx);
     write_status(object, &decision.status, ctx).await?;
-    Ok(Requeue::requeue(decision.requeue_after))
+    Ok(requeue(decision.requeue_after, mail_retry))
+}
+
+/// The decision's requeue, sooner when a mail is to be retried.
+fn requeue(after: Duration, mail_retry: Option<Duration>) -> Requeue {
+    Requeue::requeue(mail_retry.map_or(after, |retry| retry.min(after)))
 }
 
 /// Carries out the Secret writes and Events of a decision.
@@ -513,6 +525,7 @@ async fn write_status(
 /// On deletion: delete the Secret (Delete) or release it by dropping our owner reference
 /// (Retain). Only Kubernetes is touched, so deletion never waits for the Developer Center.
 async fn cleanup(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Error> {
+    ctx.mail.forget(object);
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     let name = object.token_secret_name();

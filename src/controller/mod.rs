@@ -7,6 +7,7 @@ pub mod authorization;
 mod backoff;
 mod claims;
 mod context;
+mod email;
 mod inventory;
 mod invitation;
 pub mod metrics;

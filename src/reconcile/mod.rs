@@ -5,6 +5,7 @@
 
 pub mod conditions;
 mod decide;
+pub mod email;
 pub mod outcome;
 pub mod secret;
 
