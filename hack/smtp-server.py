@@ -18,8 +18,12 @@ import json
 import os
 import ssl
 import sys
+import warnings
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+# aiosmtpd itself still sets the deprecated Session.login_data on every login.
+warnings.filterwarnings("ignore", message="Session.login_data is deprecated")
 
 
 class Store:
@@ -37,7 +41,11 @@ class Store:
             "mailFrom": envelope.mail_from,
             "rcptTos": envelope.rcpt_tos,
             "tls": session.ssl is not None,
-            "login": session.login_data.decode() if session.authenticated else None,
+            "login": (
+                session.auth_data.login.decode()
+                if session.authenticated and isinstance(session.auth_data, LoginPassword)
+                else None
+            ),
             "data": envelope.content.decode("utf-8", "replace"),
         }
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -66,7 +74,7 @@ def authenticator(expected):
             and auth_data.login.decode() == user
             and auth_data.password.decode() == password
         )
-        return AuthResult(success=ok, handled=False)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
     return check
 
