@@ -10,6 +10,8 @@
 //!   nothing when StartTls is asked for, a server that refuses the mail yields
 //!   InvitationDelivered=False with its answer, a MailFailed Event, and the resource still
 //!   reconciles; invalid addresses are refused at admission.
+//! - `kubectl_explain_describes_every_email_field`: each field of `spec.notifications`,
+//!   `spec.invitation.email` and `status.email` has a description that `kubectl explain` shows.
 
 mod sim_support;
 mod support;
@@ -482,4 +484,66 @@ async fn smtp_failures_are_reported_and_nothing_goes_out_in_clear() {
         "{}",
         text(&out)
     );
+}
+
+/// Every e-mail field has a description in the CRDs, and `kubectl explain` shows it.
+#[tokio::test]
+async fn kubectl_explain_describes_every_email_field() {
+    let cluster = support::cluster().await;
+    let roots = [
+        (
+            "developercenterapplications.acqp-operator.io",
+            "developercenterapplication",
+            &["spec", "notifications"][..],
+        ),
+        (
+            "acqpauthorizations.acqp-operator.io",
+            "acqpauthorization",
+            &["spec", "invitation", "email"][..],
+        ),
+        (
+            "acqpauthorizations.acqp-operator.io",
+            "acqpauthorization",
+            &["status", "email"][..],
+        ),
+    ];
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    // A control plane that just started publishes the CRDs' OpenAPI a moment after they are
+    // established.
+    let deadline = Instant::now() + STEP;
+    while !cluster
+        .kubectl(&["explain", "developercenterapplication.spec.notifications"])
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "kubectl explain never found the CRDs"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for (crd, kind, path) in roots {
+        let crd: Value =
+            serde_json::from_str(&cluster.kubectl_ok(&["get", "crd", crd, "-o", "json"])).unwrap();
+        let mut schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        for field in path {
+            schema = &schema["properties"][field];
+        }
+        let mut fields = vec![(path.join("."), schema)];
+        while let Some((name, schema)) = fields.pop() {
+            let description = schema["description"].as_str().unwrap_or_default();
+            assert!(!description.is_empty(), "{kind}.{name} has no description");
+            let explained = cluster.kubectl_ok(&["explain", &format!("{kind}.{name}")]);
+            assert!(
+                words(&explained).contains(&words(description)),
+                "`kubectl explain {kind}.{name}` does not show {description:?}:\n{explained}"
+            );
+            let children = schema["properties"]
+                .as_object()
+                .or(schema["items"]["properties"].as_object());
+            for (child, child_schema) in children.into_iter().flatten() {
+                fields.push((format!("{name}.{child}"), child_schema));
+            }
+        }
+    }
 }
