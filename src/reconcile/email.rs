@@ -78,36 +78,36 @@ pub fn plan(
         .as_ref()
         .and_then(|i| i.email.as_ref());
     if let Some(contacts) = invitation {
-        if let Some(url) = awaited_url(status, now) {
-            if settings.is_some() {
-                let wanted = Mail {
-                    kind: MailKind::Invitation,
-                    message_id: message_id("invitation", url.as_bytes()),
-                    to: contacts.to.clone(),
-                    cc: contacts.cc.clone(),
-                    failed_attempts: 0,
-                };
-                let email = status.email.get_or_insert_with(EmailStatus::default);
-                owe(&mut email.invitation, wanted, now, &mut plan);
-            }
+        if let Some(url) = awaited_url(status, now)
+            && settings.is_some()
+        {
+            let wanted = Mail {
+                kind: MailKind::Invitation,
+                message_id: message_id("invitation", url.as_bytes()),
+                to: contacts.to.clone(),
+                cc: contacts.cc.clone(),
+                failed_attempts: 0,
+            };
+            let email = status.email.get_or_insert_with(EmailStatus::default);
+            owe(&mut email.invitation, wanted, now, &mut plan);
         }
         let condition = invitation_condition(resource, status, settings.is_some());
         set_condition(status, previous, condition, resource, now);
     }
-    if let Some(team) = settings.map(|s| &s.notify).filter(|n| !n.is_empty()) {
-        if let Some((kind, revision)) = notable(status) {
-            let uid = resource.metadata.uid.as_deref().unwrap_or_default();
-            let key = format!("{uid}/{}/{revision}", kind.as_str());
-            let wanted = Mail {
-                kind,
-                message_id: message_id(&kind.as_str().to_lowercase(), key.as_bytes()),
-                to: team.clone(),
-                cc: vec![],
-                failed_attempts: 0,
-            };
-            let email = status.email.get_or_insert_with(EmailStatus::default);
-            owe(&mut email.notice, wanted, now, &mut plan);
-        }
+    if let Some(team) = settings.map(|s| &s.notify).filter(|n| !n.is_empty())
+        && let Some((kind, revision)) = notable(status)
+    {
+        let uid = resource.metadata.uid.as_deref().unwrap_or_default();
+        let key = format!("{uid}/{}/{revision}", kind.as_str());
+        let wanted = Mail {
+            kind,
+            message_id: message_id(&kind.as_str().to_lowercase(), key.as_bytes()),
+            to: team.clone(),
+            cc: vec![],
+            failed_attempts: 0,
+        };
+        let email = status.email.get_or_insert_with(EmailStatus::default);
+        owe(&mut email.notice, wanted, now, &mut plan);
     }
     plan
 }

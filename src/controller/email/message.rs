@@ -75,7 +75,7 @@ pub(crate) fn invitation(about: &About<'_>, invitation: &Invitation<'_>) -> Rend
     );
     let text = format!(
         "Hello,\n\n\
-         the TSP application {app} (Client ID {client}) asks {acqp} to authorize these \
+         The TSP application {app} (Client ID {client}) asks {acqp} to authorize these \
          Alipay+ products: {products}.\n\n\
          Open this link, sign in to the Alipay+ Developer Center, review the scope and click \
          Authorize:\n\n{url}\n\n\
@@ -90,7 +90,7 @@ pub(crate) fn invitation(about: &About<'_>, invitation: &Invitation<'_>) -> Rend
     let html = format!(
         "<!DOCTYPE html><html><body>\
          <p>Hello,</p>\
-         <p>the TSP application <b>{app}</b> (Client ID {client}) asks {acqp} to authorize \
+         <p>The TSP application <b>{app}</b> (Client ID {client}) asks {acqp} to authorize \
          these Alipay+ products: <b>{products}</b>.</p>\
          <p>Open this link, sign in to the Alipay+ Developer Center, review the scope and click \
          Authorize:</p>\

@@ -99,12 +99,11 @@ impl Mailer {
         let plan = decide::plan(object, settings, status, jiff::Timestamp::now());
         self.prune(&uid, status);
         let mut retry = plan.retry_after;
-        for mail in plan.send {
-            let Some(settings) = settings else {
-                continue;
-            };
-            if !self.start(object, status, app, settings, mail, ctx) {
-                retry = Some(retry.map_or(BUSY_RETRY, |r| r.min(BUSY_RETRY)));
+        if let Some(settings) = settings {
+            for mail in plan.send {
+                if !self.start(object, status, app, settings, mail, ctx) {
+                    retry = Some(retry.map_or(BUSY_RETRY, |r| r.min(BUSY_RETRY)));
+                }
             }
         }
         retry
