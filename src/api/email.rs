@@ -152,13 +152,16 @@ pub struct EmailStatus {
     /// The latest status-change notice to the TSP team.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<MailDelivery>,
+    /// The TSP team's warning that the current authorization URL is about to expire unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_warning: Option<MailDelivery>,
 }
 
 /// One mail and how its delivery went.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MailDelivery {
-    /// What the mail announces: Invitation, Authorized, TokenRotated or Revoked.
+    /// What the mail announces: Invitation, Authorized, TokenRotated, Revoked or UrlExpiring.
     pub kind: MailKind,
     /// The mail's Message-ID, derived from what it announces (a digest of the URL, or of the
     /// transition), so a retried send is the same mail.
@@ -191,6 +194,8 @@ pub enum MailKind {
     TokenRotated,
     /// The ACQP cancelled its authorization, to the TSP team.
     Revoked,
+    /// The authorization URL is about to expire unused, to the TSP team.
+    UrlExpiring,
 }
 
 impl MailKind {
@@ -201,6 +206,7 @@ impl MailKind {
             MailKind::Authorized => "Authorized",
             MailKind::TokenRotated => "TokenRotated",
             MailKind::Revoked => "Revoked",
+            MailKind::UrlExpiring => "UrlExpiring",
         }
     }
 }

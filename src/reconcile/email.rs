@@ -23,6 +23,9 @@ const MESSAGE_ID_DOMAIN: &str = "acqp-operator.io";
 const FIRST_RETRY: SignedDuration = SignedDuration::from_secs(15);
 /// The longest wait between two attempts.
 const MAX_RETRY: SignedDuration = SignedDuration::from_secs(30 * 60);
+/// How long before an unused URL expires the TSP team is warned: a quarter of its lifetime,
+/// at most this.
+const MAX_EXPIRY_WARNING: SignedDuration = SignedDuration::from_hours(24);
 
 /// A mail to send now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,7 +97,8 @@ pub fn plan(
         let condition = invitation_condition(resource, status, settings.is_some());
         set_condition(status, previous, condition, resource, now);
     }
-    if let Some(team) = settings.map(|s| &s.notify).filter(|n| !n.is_empty())
+    let team = settings.map(|s| &s.notify).filter(|n| !n.is_empty());
+    if let Some(team) = team
         && let Some((kind, revision)) = notable(status)
     {
         let uid = resource.metadata.uid.as_deref().unwrap_or_default();
@@ -109,7 +113,34 @@ pub fn plan(
         let email = status.email.get_or_insert_with(EmailStatus::default);
         owe(&mut email.notice, wanted, now, &mut plan);
     }
+    if let Some(team) = team
+        && let Some(url) = awaited_url(status, now).map(str::to_owned)
+        && let Some(warn_at) = expiry_warning_time(status)
+    {
+        if warn_at <= now {
+            let wanted = Mail {
+                kind: MailKind::UrlExpiring,
+                message_id: message_id("expiring", url.as_bytes()),
+                to: team.clone(),
+                cc: vec![],
+                failed_attempts: 0,
+            };
+            let email = status.email.get_or_insert_with(EmailStatus::default);
+            owe(&mut email.expiry_warning, wanted, now, &mut plan);
+        } else {
+            let wait = warn_at.duration_since(now).unsigned_abs();
+            plan.retry_after = Some(plan.retry_after.map_or(wait, |w| w.min(wait)));
+        }
+    }
     plan
+}
+
+/// When the TSP team is warned that the awaited URL in `status` expires unused.
+fn expiry_warning_time(status: &AcqpAuthorizationStatus) -> Option<Timestamp> {
+    let issued = status.authorization_url_issued_at.as_ref()?.0;
+    let expires = status.authorization_url_expires_at.as_ref()?.0;
+    let lead = (expires.duration_since(issued) / 4).min(MAX_EXPIRY_WARNING);
+    Some(expires - lead)
 }
 
 /// Keeps the InvitationDelivered condition `resource` had, for a reconcile that cannot tell
@@ -133,7 +164,12 @@ pub fn record(status: &mut AcqpAuthorizationStatus, attempt: &Attempt) {
     let Some(email) = status.email.as_mut() else {
         return;
     };
-    for delivery in [email.invitation.as_mut(), email.notice.as_mut()]
+    let slots = [
+        email.invitation.as_mut(),
+        email.notice.as_mut(),
+        email.expiry_warning.as_mut(),
+    ];
+    for delivery in slots
         .into_iter()
         .flatten()
         .filter(|d| d.message_id == attempt.message_id && d.sent_at.is_none())
@@ -531,6 +567,29 @@ mod tests {
             .retain(|c| c.type_ != INVITATION_DELIVERED);
         keep(&object, &mut decided);
         assert_eq!(decided, sent);
+    }
+
+    #[test]
+    fn the_team_is_warned_once_before_an_unused_url_expires() {
+        let mut object = resource(None);
+        object.spec.invitation = None;
+        let mut status = awaiting("https://dc/u");
+        status.authorization_url_issued_at = Some(Time(at(0)));
+        // Lifetime 3600 s: the warning is due a quarter before, at 2700 s.
+        let (early, _) = step(&object, status.clone(), at(2000), Ok(()));
+        assert!(early.send.is_empty());
+        assert_eq!(early.retry_after, Some(Duration::from_secs(700)));
+        let (due, warned) = step(&object, status.clone(), at(2700), Ok(()));
+        assert_eq!(due.send.len(), 1);
+        assert_eq!(due.send[0].kind, MailKind::UrlExpiring);
+        assert_eq!(due.send[0].to, ["team@tsp.example"]);
+        let (again, _) = step(&object, warned.clone(), at(2800), Ok(()));
+        assert!(again.send.is_empty(), "once per URL");
+        let mut granted = warned;
+        granted.phase = Some(Phase::Active);
+        granted.email = None;
+        let (used, _) = step(&object, granted, at(2800), Ok(()));
+        assert!(used.send.is_empty(), "a used URL is no news");
     }
 
     #[test]

@@ -80,7 +80,7 @@ pub(crate) fn invitation(about: &About<'_>, invitation: &Invitation<'_>) -> Rend
          Open this link, sign in to the Alipay+ Developer Center, review the scope and click \
          Authorize:\n\n{url}\n\n\
          The link works until {expires}.\n\n\
-         Sent by acqp-operator for {resource}.\n",
+         Sent by acqp-operator for AcqpAuthorization {resource}.\n",
         app = about.application,
         client = about.client_id,
         url = invitation.url,
@@ -96,7 +96,7 @@ pub(crate) fn invitation(about: &About<'_>, invitation: &Invitation<'_>) -> Rend
          Authorize:</p>\
          <p><a href=\"{url}\">{url}</a></p>\
          <p>The link works until {expires}.</p>\
-         <p><small>Sent by acqp-operator for {resource}.</small></p>\
+         <p><small>Sent by acqp-operator for AcqpAuthorization {resource}.</small></p>\
          </body></html>",
         app = escape(about.application),
         client = escape(about.client_id),
@@ -105,6 +105,40 @@ pub(crate) fn invitation(about: &About<'_>, invitation: &Invitation<'_>) -> Rend
         url = escape(invitation.url),
         expires = invitation.expires_at,
         resource = escape(about.resource),
+    );
+    Rendered {
+        subject,
+        text,
+        html,
+    }
+}
+
+/// The TSP team's warning that the URL sent to the ACQP expires unused. The URL itself is not
+/// repeated: it is a capability for the ACQP, and it is in status.
+pub(crate) fn expiring(about: &About<'_>, invitation: &Invitation<'_>) -> Rendered {
+    let acqp = acqp_label(about);
+    let products = product_names(invitation.products);
+    let subject = format!(
+        "{acqp} has not used its authorization URL for {}; it expires at {}",
+        about.application, invitation.expires_at
+    );
+    let text = format!(
+        "{acqp} has not yet authorized {products} for TSP application {app} (Client ID \
+         {client}), and its authorization URL expires at {expires}. Remind the ACQP; after \
+         that the operator issues a new URL and mails it again.\n\n\
+         The URL: kubectl get acqpauth -n {namespace} {name} -o \
+         jsonpath='{{.status.authorizationUrl}}'\n\n\
+         Sent by acqp-operator for AcqpAuthorization {resource}.\n",
+        app = about.application,
+        client = about.client_id,
+        expires = invitation.expires_at,
+        namespace = about.resource.split('/').next().unwrap_or_default(),
+        name = about.resource.split('/').nth(1).unwrap_or_default(),
+        resource = about.resource,
+    );
+    let html = format!(
+        "<!DOCTYPE html><html><body><p>{}</p></body></html>",
+        escape(&text).replace("\n\n", "</p><p>")
     );
     Rendered {
         subject,
@@ -136,7 +170,8 @@ pub(crate) fn notice(about: &About<'_>, kind: MailKind, notice: &Notice<'_>) -> 
                 notice.revision, notice.secret
             ),
         ),
-        MailKind::Authorized | MailKind::Invitation => (
+        // Invitations and expiry warnings have their own functions.
+        MailKind::Authorized | MailKind::Invitation | MailKind::UrlExpiring => (
             format!("{acqp} authorized {products}"),
             format!(
                 "The Agent-Token is in Secret {} (fingerprint {fingerprint}).",
@@ -147,7 +182,7 @@ pub(crate) fn notice(about: &About<'_>, kind: MailKind, notice: &Notice<'_>) -> 
     let subject = format!("{headline} for {}", about.application);
     let text = format!(
         "{headline} for TSP application {app} (Client ID {client}).\n\n{detail}\n\n\
-         Sent by acqp-operator for {resource}.\n",
+         Sent by acqp-operator for AcqpAuthorization {resource}.\n",
         app = about.application,
         client = about.client_id,
         resource = about.resource,
@@ -156,7 +191,7 @@ pub(crate) fn notice(about: &About<'_>, kind: MailKind, notice: &Notice<'_>) -> 
         "<!DOCTYPE html><html><body>\
          <p><b>{headline}</b> for TSP application {app} (Client ID {client}).</p>\
          <p>{detail}</p>\
-         <p><small>Sent by acqp-operator for {resource}.</small></p>\
+         <p><small>Sent by acqp-operator for AcqpAuthorization {resource}.</small></p>\
          </body></html>",
         headline = escape(&headline),
         app = escape(about.application),
@@ -317,6 +352,31 @@ mod tests {
         );
         let authorized = notice(&about(), MailKind::Authorized, &facts);
         assert!(authorized.subject.contains("authorized Cashier Payment"));
+    }
+
+    #[test]
+    fn an_expiry_warning_says_when_and_how_to_find_the_url_but_not_the_url() {
+        let expires = Timestamp::from_second(1_800_000_000).unwrap();
+        let rendered = expiring(
+            &about(),
+            &Invitation {
+                products: &[Product::CashierPayment],
+                url: "https://dc.example/consent/secret",
+                expires_at: expires,
+            },
+        );
+        assert!(
+            rendered.subject.contains(&expires.to_string()),
+            "{}",
+            rendered.subject
+        );
+        for part in [&rendered.text, &rendered.html] {
+            assert!(!part.contains("consent/secret"), "{part}");
+            assert!(
+                part.contains("kubectl get acqpauth -n payments acme"),
+                "{part}"
+            );
+        }
     }
 
     #[test]

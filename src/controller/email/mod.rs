@@ -121,7 +121,7 @@ impl Mailer {
         let recorded: Vec<&str> = status
             .email
             .iter()
-            .flat_map(|e| [e.invitation.as_ref(), e.notice.as_ref()])
+            .flat_map(|e| [&e.invitation, &e.notice, &e.expiry_warning])
             .flatten()
             .map(|d| d.message_id.as_str())
             .collect();
@@ -216,7 +216,7 @@ fn render(
     mail: &Mail,
 ) -> message::Rendered {
     let resource = format!(
-        "AcqpAuthorization {}/{}",
+        "{}/{}",
         object.namespace().unwrap_or_default(),
         object.name_any()
     );
@@ -227,18 +227,17 @@ fn render(
         acqp_name: object.spec.acqp.name.as_deref(),
         resource: &resource,
     };
+    let invitation = message::Invitation {
+        products: &status.requested_products,
+        url: status.authorization_url.as_deref().unwrap_or_default(),
+        expires_at: status
+            .authorization_url_expires_at
+            .as_ref()
+            .map_or(jiff::Timestamp::UNIX_EPOCH, |t| t.0),
+    };
     match mail.kind {
-        MailKind::Invitation => message::invitation(
-            &about,
-            &message::Invitation {
-                products: &status.requested_products,
-                url: status.authorization_url.as_deref().unwrap_or_default(),
-                expires_at: status
-                    .authorization_url_expires_at
-                    .as_ref()
-                    .map_or(jiff::Timestamp::UNIX_EPOCH, |t| t.0),
-            },
-        ),
+        MailKind::Invitation => message::invitation(&about, &invitation),
+        MailKind::UrlExpiring => message::expiring(&about, &invitation),
         kind => message::notice(
             &about,
             kind,
