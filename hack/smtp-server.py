@@ -40,7 +40,9 @@ class Store:
         record = {
             "mailFrom": envelope.mail_from,
             "rcptTos": envelope.rcpt_tos,
-            "tls": session.ssl is not None,
+            # session.ssl after STARTTLS; the transport's SSL object with implicit TLS.
+            "tls": session.ssl is not None
+            or server.transport.get_extra_info("ssl_object") is not None,
             "login": (
                 session.auth_data.login.decode()
                 if session.authenticated and isinstance(session.auth_data, LoginPassword)
@@ -85,6 +87,8 @@ def main():
     parser.add_argument("--maildir", required=True, help="directory for the received messages")
     parser.add_argument("--tls-cert", help="PEM certificate: offer STARTTLS")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument("--implicit-tls", action="store_true",
+                        help="TLS from the first byte with --tls-cert (SMTPS) instead of STARTTLS")
     parser.add_argument("--require-starttls", action="store_true",
                         help="refuse everything but EHLO, NOOP, QUIT and STARTTLS before STARTTLS")
     parser.add_argument("--auth", metavar="USER:PASSWORD", help="require this login (over TLS)")
@@ -103,22 +107,25 @@ def main():
         options = dict(
             authenticator=authenticator(args.auth),
             auth_required=True,
-            auth_require_tls=tls_context is not None,
+            # aiosmtpd tracks STARTTLS only; with implicit TLS every session is encrypted.
+            auth_require_tls=tls_context is not None and not args.implicit_tls,
         )
     store = Store(args.maildir, args.reject)
+
+    implicit = tls_context if args.implicit_tls else None
 
     def factory():
         return SMTP(
             store,
             hostname="smtp.test",
-            tls_context=tls_context,
+            tls_context=None if implicit else tls_context,
             require_starttls=args.require_starttls,
             data_size_limit=1024 * 1024,
             **options,
         )
 
     loop = asyncio.new_event_loop()
-    server = loop.run_until_complete(loop.create_server(factory, host, int(port)))
+    server = loop.run_until_complete(loop.create_server(factory, host, int(port), ssl=implicit))
     address = server.sockets[0].getsockname()
     print(f"listening {address[0]}:{address[1]}", flush=True)
     try:

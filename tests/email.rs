@@ -10,6 +10,8 @@
 //!   nothing when StartTls is asked for, a server that refuses the mail yields
 //!   InvitationDelivered=False with its answer, a MailFailed Event, and the resource still
 //!   reconciles; invalid addresses are refused at admission.
+//! - `implicit_tls_trusts_the_secrets_ca`: SMTPS from the first byte, verified with the CA
+//!   from the application's Secret.
 //! - `kubectl_explain_describes_every_email_field`: each field of `spec.notifications`,
 //!   `spec.invitation.email` and `status.email` has a description that `kubectl explain` shows.
 
@@ -214,7 +216,7 @@ async fn invitations_and_notices_reach_the_smtp_server_once_each() {
         &SmtpOptions {
             tls: Some(certs.clone()),
             auth: Some(format!("{}:{}", LOGIN.0, LOGIN.1)),
-            reject: None,
+            ..Default::default()
         },
     );
     let ca = std::fs::read_to_string(&certs.ca_cert).unwrap();
@@ -484,6 +486,42 @@ async fn smtp_failures_are_reported_and_nothing_goes_out_in_clear() {
         "{}",
         text(&out)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_tls_trusts_the_secrets_ca() {
+    let env = Env::new("email-smtps").await;
+    let certs = Certificates::make(&env.dir.path().join("certs"));
+    let smtps = SmtpServer::start(
+        env.dir.path(),
+        &SmtpOptions {
+            tls: Some(certs.clone()),
+            implicit_tls: true,
+            auth: Some(format!("{}:{}", LOGIN.0, LOGIN.1)),
+            ..Default::default()
+        },
+    );
+    let ca = std::fs::read_to_string(&certs.ca_cert).unwrap();
+    env.apply(
+        &json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "smtp-login"},
+            "stringData": {"username": LOGIN.0, "password": LOGIN.1, "ca.crt": ca},
+        })
+        .to_string(),
+    );
+    env.apply_application(
+        "demo",
+        json!({"host": "127.0.0.1", "port": smtps.addr.port(), "tls": "ImplicitTls",
+               "from": "acqp-operator@tsp.example",
+               "secretRef": {"name": "smtp-login", "caKey": "ca.crt"}}),
+    );
+    env.apply_authorization("acme", "demo", ACME, &["CashierPayment"]);
+    env.wait_condition("acqpauth/acme", "InvitationDelivered", "True", "Sent")
+        .await;
+    let messages = env.wait_messages(&smtps, 1).await;
+    assert_eq!(messages[0]["tls"], true);
+    assert_eq!(messages[0]["login"], LOGIN.0);
 }
 
 /// Every e-mail field has a description in the CRDs, and `kubectl explain` shows it.

@@ -18,6 +18,8 @@ use super::repo;
 pub struct SmtpOptions {
     /// Offer STARTTLS with this certificate and key, and refuse mail before it.
     pub tls: Option<Certificates>,
+    /// With `tls`: TLS from the first byte (SMTPS) instead of STARTTLS.
+    pub implicit_tls: bool,
     /// Require this login (`user:password`).
     pub auth: Option<String>,
     /// Answer every DATA with this reply, e.g. `451 4.3.0 mailbox busy`.
@@ -45,7 +47,11 @@ impl SmtpServer {
             command
                 .arg(format!("--tls-cert={}", tls.server_cert.display()))
                 .arg(format!("--tls-key={}", tls.server_key.display()))
-                .arg("--require-starttls");
+                .arg(if options.implicit_tls {
+                    "--implicit-tls"
+                } else {
+                    "--require-starttls"
+                });
         }
         if let Some(auth) = &options.auth {
             command.arg(format!("--auth={auth}"));
