@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: install test demo deps test-tools bench chaos crds fmt lint control-plane flux monitoring conformance-tools conformance image image-test help
+.PHONY: install test demo deps test-tools smtp bench chaos crds fmt lint control-plane flux monitoring conformance-tools conformance image image-test help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -12,7 +12,7 @@ test: deps test-tools lint ## Everything: formatting, clippy, unit, integration 
 	@echo "[test] building the test binaries (a first build takes about 10 minutes on 2 cores; cached in $${CARGO_TARGET_DIR:-target}), then running them"
 	$(CARGO) test --all-targets --no-fail-fast
 
-demo: deps ## Control plane + simulator + operator, walked through invite → grant → rotation → revocation
+demo: deps smtp ## Control plane + simulator + operator + SMTP server, walked through invite → grant → rotation → revocation
 	hack/demo
 
 bench: deps ## Micro-benchmarks, then the scale run on a real control plane; writes BENCHMARKS.md
@@ -46,7 +46,7 @@ deps: ## Install what a fresh machine lacks (Debian packages, Go builds); quick 
 	hack/deps
 	hack/control-plane ensure
 
-test-tools: flux monitoring conformance-tools ## What only the tests need: Flux, promtool and CRDs, Schemathesis (once; cached)
+test-tools: flux monitoring conformance-tools smtp ## What only the tests need: Flux, promtool and CRDs, Schemathesis, aiosmtpd (once; cached)
 
 flux: ## Build Flux's source-controller and kustomize-controller from pinned Go modules (once; cached)
 	hack/flux ensure
@@ -54,6 +54,9 @@ flux: ## Build Flux's source-controller and kustomize-controller from pinned Go 
 monitoring: ## Build promtool and fetch the Prometheus Operator CRDs from pinned Go modules (once; cached)
 	hack/promtool ensure
 	hack/prometheus-operator-crds ensure
+
+smtp: ## Install aiosmtpd (pinned in hack/versions.env), the tests' and the demo's SMTP server, into a venv in the cache (once)
+	hack/smtp ensure
 
 conformance-tools: ## Install Schemathesis (pinned in hack/versions.env) into a venv in the cache (once)
 	hack/conformance ensure

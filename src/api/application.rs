@@ -1,6 +1,6 @@
 //! `DeveloperCenterApplication`: the connection to one TSP application in one environment.
 
-use super::{Product, duration};
+use super::{Notifications, Product, duration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -55,6 +55,11 @@ pub struct DeveloperCenterApplicationSpec {
     #[schemars(length(min = 2, max = 32))]
     #[x_kube(validation = duration::poll_interval_rule())]
     pub poll_interval: String,
+
+    /// Mail about this application's authorizations: the SMTP server, and the TSP team told of
+    /// status changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notifications: Option<Notifications>,
 }
 
 /// A Developer Center environment.

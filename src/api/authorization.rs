@@ -1,6 +1,6 @@
 //! `AcqpAuthorization`: which products one ACQP must authorize for an application.
 
-use super::{DNS_SUBDOMAIN, Product, SECRET_KEY, duration};
+use super::{DNS_SUBDOMAIN, EmailStatus, InvitationEmail, Product, SECRET_KEY, duration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -219,6 +219,11 @@ pub struct Invitation {
     /// A webhook that receives a JSON POST with the ACQP, products, URL and expiry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<Webhook>,
+
+    /// An e-mail with the URL to the ACQP's contacts, through the application's
+    /// spec.notifications.email server; each new URL is mailed once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<InvitationEmail>,
 }
 
 /// A webhook endpoint.
@@ -299,6 +304,10 @@ pub struct AcqpAuthorizationStatus {
     /// The acqp-operator.io/reinvite-requested-at value last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reinvite_at: Option<String>,
+
+    /// The invitation mail and the latest status-change notice, and how their delivery went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailStatus>,
 }
 
 /// A one-word summary of an authorization.

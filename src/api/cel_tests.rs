@@ -19,7 +19,10 @@ fn valid_authorization_spec() -> Value {
         "acqp": {"id": "1022188000000000001"},
         "products": ["CashierPayment"],
         "tokenSecret": {"name": "acme-token", "key": "agentToken"},
-        "invitation": {"webhook": {"url": "https://hooks.example.com/acqp"}},
+        "invitation": {
+            "webhook": {"url": "https://hooks.example.com/acqp"},
+            "email": {"to": ["ops@acqp.example.com"], "cc": ["cto+acqp@acqp.example.com"]},
+        },
         "pollInterval": "30s",
     })
 }
@@ -40,6 +43,14 @@ fn valid_application_spec() -> Value {
         "clientId": "SANDBOX_ACQP_OPERATOR_DEMO",
         "credentialsSecretRef": {"name": "demo-credentials", "privateKeyKey": "privateKey", "devCenterPublicKeyKey": "devCenterPublicKey"},
         "pollInterval": "60s",
+        "notifications": {"email": {
+            "host": "smtp.example.com",
+            "port": 587,
+            "tls": "StartTls",
+            "from": "acqp-operator@tsp.example.com",
+            "notify": ["payments@tsp.example.com"],
+            "secretRef": {"name": "smtp", "usernameKey": "username", "passwordKey": "password", "caKey": "ca.crt"},
+        }},
     })
 }
 
@@ -100,6 +111,21 @@ fn authorization_rules_reject_with_their_messages() {
             "webhook.url must be an http",
         ),
         (
+            "/invitation/email/to",
+            json!(["Ops <ops@acqp.example.com>"]),
+            "every entry of invitation.email.to must be a plain e-mail address",
+        ),
+        (
+            "/invitation/email/cc",
+            json!(["ops@acqp.example.com\r\nBcc: x@evil.example"]),
+            "every entry of invitation.email.cc must be a plain e-mail address",
+        ),
+        (
+            "/invitation/email/to",
+            json!(["no-domain@localhost"]),
+            "every entry of invitation.email.to must be a plain e-mail address",
+        ),
+        (
             "/pollInterval",
             json!("soon"),
             "pollInterval must be a duration",
@@ -153,6 +179,31 @@ fn application_rules_reject_with_their_messages() {
             json!("1 minute"),
             "pollInterval must be a duration",
         ),
+        (
+            "/notifications/email/host",
+            json!("smtp://smtp.example.com:25"),
+            "notifications.email.host must be a host name",
+        ),
+        (
+            "/notifications/email/from",
+            json!("TSP <ops@tsp.example.com>"),
+            "notifications.email.from must be a plain e-mail address",
+        ),
+        (
+            "/notifications/email/notify",
+            json!(["team@tsp.example.com", "nobody"]),
+            "every entry of notifications.email.notify must be",
+        ),
+        (
+            "/notifications/email/tls",
+            json!("None"),
+            "allowed only to an SMTP server on loopback",
+        ),
+        (
+            "/notifications/email/secretRef/caKey",
+            json!("ca crt"),
+            "caKey must be a Secret data key",
+        ),
     ];
     for (pointer, value, expected) in cases {
         let errors = application_errors(with(valid_application_spec(), pointer, value.clone()));
@@ -167,4 +218,14 @@ fn application_rules_reject_with_their_messages() {
         json!("Production"),
     );
     assert!(application_errors(production).contains("belongs to the Sandbox environment"));
+    let loopback = with(
+        with(
+            valid_application_spec(),
+            "/notifications/email/tls",
+            json!("None"),
+        ),
+        "/notifications/email/host",
+        json!("127.0.0.1"),
+    );
+    assert_eq!(application_errors(loopback), "", "clear text to loopback");
 }

@@ -4,10 +4,12 @@
 mod application;
 mod authorization;
 pub mod duration;
+mod email;
 mod product;
 
 pub use application::*;
 pub use authorization::*;
+pub use email::*;
 pub use product::Product;
 
 /// A DNS subdomain (RFC 1123), the shape of most Kubernetes object names.

@@ -180,6 +180,11 @@ async fn reconcile(
     let facts_changed = previous.as_ref().is_none_or(|p| p.facts != facts);
     let mut entry = Application::new(key.clone(), source, client, facts, poll_interval);
     entry.failures = failures;
+    entry.email = app
+        .spec
+        .notifications
+        .as_ref()
+        .and_then(|n| n.email.clone());
     ctx.applications.publish(entry);
     let poller_ctx = ctx.clone();
     let poller_key = key.clone();
@@ -587,6 +592,7 @@ mod tests {
                     dev_center_public_key_key: "devCenterPublicKey".into(),
                 },
                 poll_interval: "60s".into(),
+                notifications: None,
             },
         );
         app.metadata.namespace = Some("acqp".into());

@@ -201,10 +201,14 @@ async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Err
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let secret_ref = ObjectRef::new(&object.token_secret_name()).within(&namespace);
     let cached_secret = ctx.token_secrets.get(&secret_ref);
-    let cached = decide_on(object, cached_secret.as_deref(), ctx).await?;
+    let mut cached = decide_on(object, cached_secret.as_deref(), ctx).await?;
     if cached.actions.is_empty() {
+        let app = application_of(object, ctx);
+        let mail_retry = ctx
+            .mail
+            .settle(object, &mut cached.status, app.as_deref(), ctx);
         write_status(object, &cached.status, ctx).await?;
-        return Ok(Requeue::requeue(cached.requeue_after));
+        return Ok(requeue(cached.requeue_after, mail_retry));
     }
     let latest = if ctx.last_writes.is_current(object) {
         object.clone()
@@ -354,8 +358,16 @@ async fn act(
         });
     }
     publish_events(object, &decision, ctx).await;
+    let mail_retry = ctx
+        .mail
+        .settle(object, &mut decision.status, app.as_deref(), ctx);
     write_status(object, &decision.status, ctx).await?;
-    Ok(Requeue::requeue(decision.requeue_after))
+    Ok(requeue(decision.requeue_after, mail_retry))
+}
+
+/// The decision's requeue, sooner when a mail is to be retried.
+fn requeue(after: Duration, mail_retry: Option<Duration>) -> Requeue {
+    Requeue::requeue(mail_retry.map_or(after, |retry| retry.min(after)))
 }
 
 /// Publishes the transition Events of a decision, counting rotations and grant latency.
@@ -557,6 +569,7 @@ async fn write_status(
 /// On deletion: delete the Secret (Delete) or release it by dropping our owner reference
 /// (Retain). Only Kubernetes is touched, so deletion never waits for the Developer Center.
 async fn cleanup(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Error> {
+    ctx.mail.forget(object);
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     let name = object.token_secret_name();

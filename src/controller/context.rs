@@ -70,6 +70,8 @@ pub struct Context {
     pub endpoint_policy: Arc<EndpointPolicy>,
     /// Invitation webhook deliveries in flight, bounded.
     pub(crate) invitations: super::invitation::Deliveries,
+    /// Invitation and status-change mails in flight, bounded like webhook deliveries.
+    pub(crate) mail: super::email::Mailer,
     wakes: mpsc::UnboundedSender<ObjectRef<AcqpAuthorization>>,
     stop: watch::Sender<bool>,
 }
@@ -105,6 +107,7 @@ impl Context {
             rate_limit,
             endpoint_policy: Arc::default(),
             invitations: super::invitation::Deliveries::default(),
+            mail: super::email::Mailer::default(),
             wakes,
             stop: watch::Sender::new(false),
         };
@@ -176,6 +179,11 @@ impl Context {
             .iter()
             .filter_map(|object| self.authorizations.get(object))
             .collect()
+    }
+
+    /// The channel [`Context::wake`] sends on, for a task that outlives its reconcile.
+    pub(crate) fn waker(&self) -> mpsc::UnboundedSender<ObjectRef<AcqpAuthorization>> {
+        self.wakes.clone()
     }
 
     /// Asks the AcqpAuthorization controller to reconcile these resources.

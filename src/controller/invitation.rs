@@ -40,7 +40,7 @@ impl Default for Deliveries {
 }
 
 /// One namespace's place among its [`PER_NAMESPACE`] deliveries, given back when dropped.
-struct NamespaceSlot {
+pub(crate) struct NamespaceSlot {
     namespace: String,
     counts: Arc<Mutex<HashMap<String, usize>>>,
 }
@@ -83,7 +83,9 @@ impl Deliveries {
         true
     }
 
-    fn take(&self, namespace: &str) -> Option<(OwnedSemaphorePermit, NamespaceSlot)> {
+    /// A place for one more delivery (or other bounded session, such as a mail) of
+    /// `namespace`, held until dropped; `None` past a bound.
+    pub(crate) fn take(&self, namespace: &str) -> Option<(OwnedSemaphorePermit, NamespaceSlot)> {
         let permit = self.in_flight.clone().try_acquire_owned().ok()?;
         let mut counts = self
             .per_namespace

@@ -8,6 +8,7 @@ mod backoff;
 mod claims;
 mod freshness;
 mod context;
+mod email;
 mod inventory;
 mod invitation;
 pub mod metrics;

@@ -179,6 +179,8 @@ pub struct Application {
     pub facts: ApplicationFacts,
     /// The application's own poll interval (AcqpAuthorizations may ask for a shorter one).
     pub poll_interval: Duration,
+    /// Its SMTP server and TSP team (spec.notifications.email), if it has one.
+    pub email: Option<crate::api::EmailSettings>,
     pub(crate) source: ClientSource,
     /// Consecutive checks that found it not Ready, for the application controller's backoff.
     pub(crate) failures: u32,
@@ -200,6 +202,7 @@ impl Application {
             client,
             facts,
             poll_interval,
+            email: None,
             source,
             failures: 0,
             poll: Arc::default(),

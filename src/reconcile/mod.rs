@@ -6,6 +6,7 @@
 pub mod annotations;
 pub mod conditions;
 mod decide;
+pub mod email;
 pub mod outcome;
 pub mod secret;
 

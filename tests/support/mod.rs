@@ -14,6 +14,7 @@
 
 pub mod fixture;
 pub mod operator;
+pub mod smtp;
 
 use std::{
     os::unix::process::CommandExt,
