@@ -878,8 +878,7 @@ stringData:
     assert!(message.contains("acme-cashier-agent-token"), "{message}");
     let after = env.get("secret/acme-cashier-agent-token").unwrap();
     assert_eq!(
-        after["metadata"]["resourceVersion"],
-        before["metadata"]["resourceVersion"],
+        after["metadata"]["resourceVersion"], before["metadata"]["resourceVersion"],
         "the foreign Secret was written"
     );
     assert!(after["metadata"]["ownerReferences"].is_null(), "{after}");

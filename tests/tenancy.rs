@@ -526,7 +526,9 @@ async fn one_operator_serves_exactly_the_namespaces_it_is_given() {
         )
         .await;
     env.wait_ready("acqpauth/acme", "True", "Authorized").await;
-    let token = env.secret_token("acme-agent-token").expect("team a's token");
+    let token = env
+        .secret_token("acme-agent-token")
+        .expect("team a's token");
 
     let get = |ns: &str, what: &str| {
         let out = env.cluster.kubectl_in(ns, &["get", what, "-o", "json"]);

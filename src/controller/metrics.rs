@@ -372,7 +372,12 @@ mod tests {
         let metrics = Metrics::new();
         metrics.reconciled("application");
         metrics.reconcile_failed("poller", "unavailable");
-        metrics.observe_call(&app("ns", "demo"), "/p", "success", Duration::from_millis(30));
+        metrics.observe_call(
+            &app("ns", "demo"),
+            "/p",
+            "success",
+            Duration::from_millis(30),
+        );
         metrics.token_rotated();
         metrics.observe_grant_latency(Duration::from_secs(5));
         let (store, _writer) = kube::runtime::reflector::store();
