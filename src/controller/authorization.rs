@@ -309,8 +309,9 @@ async fn act(
         .cloned()
     {
         // Ready implies loaded credentials, and only a Ready application leads to IssueUrl.
-        let client = app.as_ref().and_then(|a| a.client.clone());
-        let client = client
+        let (app_key, client) = app
+            .as_ref()
+            .and_then(|a| Some((&a.key, a.client.clone()?)))
             .ok_or_else(|| Error::ApplicationChanged(object.spec.application_ref.name.clone()))?;
         let request = GenerateUrlRequest {
             authorization_request_id: request_id,
@@ -322,12 +323,8 @@ async fn act(
         let label = outcome
             .as_ref()
             .map_or_else(|e| e.metric_label(), |_| "success");
-        let app_key = AppKey {
-            namespace: object.namespace().unwrap_or_default(),
-            name: object.spec.application_ref.name.clone(),
-        };
         ctx.metrics
-            .observe_call(&app_key, GENERATE_URL_PATH, label, started.elapsed());
+            .observe_call(app_key, GENERATE_URL_PATH, label, started.elapsed());
         let mut status = decision.status.clone();
         match outcome {
             Ok(response) => {
