@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: install test demo deps test-tools smtp bench chaos crds fmt lint control-plane flux monitoring conformance-tools conformance image image-test help
+.PHONY: install test demo deps test-tools node smtp bench chaos crds fmt lint control-plane flux monitoring conformance-tools conformance image image-test help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -46,7 +46,10 @@ deps: ## Install what a fresh machine lacks (Debian packages, Go builds); quick 
 	hack/deps
 	hack/control-plane ensure
 
-test-tools: flux monitoring conformance-tools smtp ## What only the tests need: Flux, promtool and CRDs, Schemathesis, aiosmtpd (once; cached)
+test-tools: flux monitoring conformance-tools smtp node ## What only the tests need: Flux, promtool and CRDs, Schemathesis, aiosmtpd, the node (once; cached)
+
+node: ## Build the node the chart is installed on: kubelet, controller manager, scheduler, containerd, runc, CNI, pause (once; cached)
+	hack/node ensure
 
 flux: ## Build Flux's source-controller and kustomize-controller from pinned Go modules (once; cached)
 	hack/flux ensure
