@@ -13,15 +13,15 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod node;
 pub mod operator;
 pub mod smtp;
+pub mod state;
 
 use std::{
-    os::unix::process::CommandExt,
     path::{Path, PathBuf},
-    process::{Command, Output, Stdio},
+    process::{Command, Output},
     sync::atomic::{AtomicU32, Ordering},
-    time::{SystemTime, UNIX_EPOCH},
 };
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -294,31 +294,8 @@ fn start() -> Result<Cluster, String> {
         ));
     }
     let bin_dir = PathBuf::from(String::from_utf8_lossy(&path.stdout).trim());
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!("acqp-cp-{}-{nanos}", std::process::id()));
-    let keep = std::env::var_os("ACQP_KEEP_CONTROL_PLANE").is_some_and(|v| v != "0");
-    eprintln!("control plane state: {}", dir.display());
-
-    // The watchdog outlives this process however it ends (exit, panic, SIGKILL) and then stops
-    // exactly this control plane. Its own process group keeps it alive through Ctrl-C.
-    Command::new("sh")
-        .args([
-            "-c",
-            r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; exec "$1" down "$2" $3"#,
-        ])
-        .arg(std::process::id().to_string())
-        .arg(script())
-        .arg(&dir)
-        .arg(if keep { "--keep" } else { "" })
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("starting the control plane watchdog: {e}"))?;
+    let (dir, keep) = state::dir("acqp-cp");
+    state::watchdog(&script(), &dir, keep)?;
 
     let up = Command::new(script())
         .arg("up")
