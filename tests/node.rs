@@ -74,26 +74,39 @@ impl Env {
         }
     }
 
-    /// `helm install --wait` (or `upgrade`) of the chart with `replicas` Pods and `more` values.
+    /// `helm install --wait` (or `upgrade`) of the chart with `replicas` Pods and `more` values;
+    /// returns how long it took.
     fn helm_install(&self, command: &str, replicas: u32, more: &[&str]) -> Duration {
-        let values = self.node.chart_values(&self.ns);
-        let replicas = format!("replicas={replicas}");
-        let mut args = vec![
-            command,
-            &self.release,
-            CHART,
-            "--namespace",
-            &self.system,
-            "--wait",
-            "--timeout=180s",
-            "--set",
-            &replicas,
-        ];
-        args.extend(values.iter().map(String::as_str));
-        args.extend_from_slice(more);
+        let args = self.helm_args(command, replicas, more);
         let started = Instant::now();
-        self.node.helm_ok(&args);
+        self.node
+            .helm_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
         started.elapsed()
+    }
+
+    /// The arguments of [`Env::helm_install`], for a run off the test's runtime.
+    fn helm_args(&self, command: &str, replicas: u32, more: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [command, &self.release, CHART, "--namespace", &self.system]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect();
+        args.extend(["--wait".into(), "--timeout=180s".into(), "--set".into()]);
+        args.push(format!("replicas={replicas}"));
+        args.extend(self.node.chart_values(&self.ns));
+        args.extend(more.iter().map(|a| (*a).to_owned()));
+        args
+    }
+
+    /// The example application and authorization applied, the ACQP grants, the Secret holds
+    /// the token and the authorization is Ready; returns the token.
+    async fn granted(&self, poll: &str) -> String {
+        self.apply_authorization(poll);
+        self.wait_ready("False", "AwaitingAuthorization").await;
+        self.authorize(false).await;
+        let token = self.sim_token().await;
+        self.wait_secret(&token, "1").await;
+        self.wait_ready("True", "Authorized").await;
+        token
     }
 
     fn kubectl(&self, ns: &str, args: &[&str]) -> Output {
@@ -246,24 +259,22 @@ impl Env {
     }
 
     /// Deletes Pod `name` and returns how long the other Pod took to hold the Lease. With
-    /// `kill`, the operator gets no grace: the Pod is force-deleted (so the kubelet will not
-    /// restart the container) and its process SIGKILLed right away, before the kubelet has
-    /// seen the deletion and sent SIGTERM, so the Lease is not released but must expire.
+    /// `kill`, the operator gets no grace: its process is stopped (SIGSTOP, so it can neither
+    /// handle the kubelet's SIGTERM nor exit and be restarted) and the Pod force-deleted; the
+    /// kubelet SIGKILLs it after its minimum grace, and the Lease must expire.
     async fn delete_leader(&self, name: &str, kill: bool) -> Duration {
         let pod = self.get(&self.system, &format!("pod/{name}")).unwrap();
         let mut args = vec!["delete", "pod", name, "--wait=false"];
-        if kill {
-            args.extend(["--grace-period=0", "--force"]);
-        }
         let started = Instant::now();
-        self.kubectl_ok(&self.system, &args);
         if kill {
             let id = pod["status"]["containerStatuses"][0]["containerID"]
                 .as_str()
                 .and_then(|id| id.strip_prefix("containerd://"))
                 .expect("a containerd container ID");
-            self.node.kill_container(id);
+            self.node.signal_container(id, "SIGSTOP");
+            args.extend(["--grace-period=0", "--force"]);
         }
+        self.kubectl_ok(&self.system, &args);
         let leader = self
             .wait_for("another Pod to take the Lease", || match self.leader() {
                 Some(holder) if holder != name => Ok(holder),
@@ -482,12 +493,7 @@ async fn two_pods_hand_over_upgrade_and_uninstall() {
         "{leader} leads, not one of {names:?}"
     );
 
-    env.apply_authorization("2s");
-    env.wait_ready("False", "AwaitingAuthorization").await;
-    env.authorize(false).await;
-    let token = env.sim_token().await;
-    env.wait_secret(&token, "1").await;
-    env.wait_ready("True", "Authorized").await;
+    let token = env.granted("2s").await;
 
     // The leader's Pod deleted (SIGTERM: it releases the Lease), then a leader killed without
     // grace (the Lease must expire first).
@@ -495,7 +501,7 @@ async fn two_pods_hand_over_upgrade_and_uninstall() {
         let leader = env.leader().expect("a leader");
         let took = env.delete_leader(&leader, kill).await;
         let how = if kill {
-            "SIGKILLed and force-deleted"
+            "stopped and force-deleted (no grace)"
         } else {
             "deleted (graceful)"
         };
@@ -510,34 +516,13 @@ async fn two_pods_hand_over_upgrade_and_uninstall() {
     let next = format!("{}-next", env.node.image_tag);
     env.node.tag_image(&next);
     let tag = format!("image.tag={next}");
-    let upgrade = {
-        let (node, release, system, ns) = (
-            env.node,
-            env.release.clone(),
-            env.system.clone(),
-            env.ns.clone(),
-        );
-        let tag = tag.clone();
-        tokio::task::spawn_blocking(move || {
-            let values = node.chart_values(&ns);
-            let mut args = vec![
-                "upgrade",
-                &release,
-                CHART,
-                "--namespace",
-                &system,
-                "--wait",
-                "--timeout=180s",
-                "--set",
-                "replicas=2",
-            ];
-            args.extend(values.iter().map(String::as_str));
-            args.extend(["--set", &tag]);
-            let started = Instant::now();
-            node.helm_ok(&args);
-            started.elapsed()
-        })
-    };
+    let args = env.helm_args("upgrade", 2, &["--set", &tag]);
+    let node = env.node;
+    let upgrade = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        node.helm_ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        started.elapsed()
+    });
     while !upgrade.is_finished() {
         let object = env.get(&env.ns, "acqpauth/acme-cashier").unwrap();
         assert_eq!(
@@ -608,12 +593,7 @@ async fn two_pods_hand_over_upgrade_and_uninstall() {
 async fn deleting_a_watched_namespace_completes() {
     let env = Env::new("node-nsdel").await;
     env.helm_install("install", 1, &[]);
-    env.apply_authorization("2s");
-    env.wait_ready("False", "AwaitingAuthorization").await;
-    env.authorize(false).await;
-    let token = env.sim_token().await;
-    env.wait_secret(&token, "1").await;
-    env.wait_ready("True", "Authorized").await;
+    env.granted("2s").await;
 
     let deleting = Instant::now();
     let out = env.kubectl(&env.ns, &["delete", "namespace", &env.ns, "--timeout=120s"]);

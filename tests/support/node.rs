@@ -131,12 +131,11 @@ impl Node {
         assert!(out.status.success(), "ctr images tag: {}", text(&out));
     }
 
-    /// SIGKILLs the process of container `id` (no grace, as the kernel's OOM killer or a
-    /// crash would end it).
-    pub fn kill_container(&self, id: &str) {
+    /// Sends `signal` (e.g. `SIGSTOP`) to the process of container `id`.
+    pub fn signal_container(&self, id: &str, signal: &str) {
         let out = self
             .ctr()
-            .args(["tasks", "kill", "--signal", "SIGKILL", id])
+            .args(["tasks", "kill", "--signal", signal, id])
             .output()
             .expect("run ctr");
         assert!(out.status.success(), "ctr tasks kill: {}", text(&out));
