@@ -889,6 +889,99 @@ stringData:
     assert_eq!(kept["data"], before["data"]);
 }
 
+/// A Secret deleted by hand comes back with the Developer Center's token at once (its watch
+/// wakes the resource; no poll or resync is waited for), with a Warning Event, and without a new
+/// URL or a new token revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_deleted_by_hand_is_restored_promptly() {
+    let env = Env::new("secret-deleted").await;
+    env.api
+        .sim_ok(
+            &format!("/sim/apps/{DEMO}/notify-url"),
+            &json!({"url": env.operator.notify_url()}),
+        )
+        .await;
+    // A poll interval far beyond the test: only the Secret's watch can bring it back in time.
+    env.apply_application("10m");
+    env.wait_condition("dcapp/demo", "Ready", "True", "Connected")
+        .await;
+    env.apply_example("acme-cashier.yaml");
+    env.wait_url("acme-cashier").await;
+    let urls = env.url_count(ACME, "CashierPayment").await;
+    env.authorize(ACME).await;
+    let token = env.sim_token(ACME).await;
+    // The grant arrives by notification: no poll is waited for here either.
+    env.wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
+        .await;
+
+    let deleted = Instant::now();
+    env.kubectl_ok(&["delete", "secret", "acme-cashier-agent-token"]);
+    env.wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
+        .await;
+    timing("Secret deleted by hand to restored", deleted.elapsed());
+    let repaired = env
+        .wait_event_with("acme-cashier", "SecretRepaired", "deleted")
+        .await;
+    assert!(repaired.contains("acme-cashier-agent-token"), "{repaired}");
+    let object = env
+        .wait_condition("acqpauth/acme-cashier", "Ready", "True", "Authorized")
+        .await;
+    assert_eq!(
+        object["status"]["tokenRevision"], 1,
+        "a repair is no rotation"
+    );
+    assert_eq!(
+        env.url_count(ACME, "CashierPayment").await,
+        urls,
+        "no new URL"
+    );
+}
+
+/// A platform team rebuilds a cluster and applies the same YAML against the same Developer
+/// Center: the ACQP's grant is still Active there, so the new resource takes it over — the token
+/// Secret is written from the Developer Center's record, no URL is issued and no one is asked to
+/// authorize again. What a new cluster changes for the operator is that it has never seen the
+/// resource, its status or its Secret: here a namespace no operator has served and a fresh
+/// operator process for it, after the old cluster's operator is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_cluster_adopts_the_active_grant_without_a_url() {
+    let mut env = Env::new("old-cluster").await;
+    env.apply_application("5s");
+    env.apply_example("acme-cashier.yaml");
+    env.wait_url("acme-cashier").await;
+    env.authorize(ACME).await;
+    let token = env.sim_token(ACME).await;
+    env.wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
+        .await;
+    let urls = env.url_count(ACME, "CashierPayment").await;
+    env.operator.kill();
+    env.previous_logs.push(env.operator.log_path().clone());
+
+    env.ns = support::namespace("new-cluster").await;
+    env.options.namespace = Some(env.ns.clone());
+    env.operator = Operator::start(env.cluster, env.options.clone()).await;
+    let applied = Instant::now();
+    env.apply_application("5s");
+    env.apply_example("acme-cashier.yaml");
+    let object = env
+        .wait_condition("acqpauth/acme-cashier", "Ready", "True", "Authorized")
+        .await;
+    timing("same YAML in a new cluster to Ready", applied.elapsed());
+    let status = &object["status"];
+    assert_eq!(status["phase"], "Active", "{status}");
+    assert!(status["authorizationUrl"].is_null(), "{status}");
+    assert_eq!(status["authorizedProducts"], json!(["CashierPayment"]));
+    env.wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
+        .await;
+    assert_eq!(
+        env.url_count(ACME, "CashierPayment").await,
+        urls,
+        "no new URL"
+    );
+    let reasons = reasons(&env.events("acme-cashier"));
+    assert!(!reasons.contains("UrlIssued"), "{reasons}");
+}
+
 /// Two AcqpAuthorizations of one application on the same ACQP: the newer is DuplicateAcqp (even
 /// though its name sorts first), the older proceeds, and only one URL is issued.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
