@@ -20,8 +20,6 @@ use std::time::Duration;
 const URL_EXPIRY_MARGIN: SignedDuration = SignedDuration::from_secs(60);
 /// How long a refusal by the Developer Center stands before the operator asks again.
 const REFUSAL_RETRY: SignedDuration = SignedDuration::from_secs(600);
-/// How often a settled resource (Ready or Stalled) is looked at without a wake-up.
-const SETTLED_RESYNC: Duration = Duration::from_secs(600);
 /// How soon to look again while the first list of authorizations is pending.
 const FIRST_LIST_RETRY: Duration = Duration::from_secs(5);
 
@@ -64,7 +62,7 @@ fn decide_unpaused(mut next: Next<'_, '_>) -> Decision {
         // still works): keep it rather than flap while the application recovers or, after a
         // restart, loads.
         ApplicationView::NotReady { .. } if next.is_current() => {
-            return next.unchanged(input.poll_interval);
+            return next.unchanged(Some(input.poll_interval));
         }
         ApplicationView::NotReady { reason, message } => {
             let message =
@@ -73,7 +71,7 @@ fn decide_unpaused(mut next: Next<'_, '_>) -> Decision {
                 Phase::Pending,
                 "ApplicationNotReady",
                 message,
-                input.poll_interval,
+                Some(input.poll_interval),
             );
         }
         ApplicationView::Ready {
@@ -92,12 +90,12 @@ fn decide_unpaused(mut next: Next<'_, '_>) -> Decision {
         // Nothing is known yet that could change a status written for this generation (an
         // operator restart, say): keep it, so a Ready resource does not flap while listing.
         RemoteView::Unknown if next.is_current() => {
-            return next.unchanged(FIRST_LIST_RETRY);
+            return next.unchanged(Some(FIRST_LIST_RETRY));
         }
         RemoteView::Unknown => {
             let message = "waiting for the first list of authorizations from the Developer Center"
                 .to_string();
-            return next.progressing(Phase::Pending, "Listing", message, FIRST_LIST_RETRY);
+            return next.progressing(Phase::Pending, "Listing", message, Some(FIRST_LIST_RETRY));
         }
         RemoteView::Absent => None,
         RemoteView::Present(record) => Some(record),
@@ -295,15 +293,17 @@ impl<'i, 'a> Next<'i, 'a> {
                     reason: "SecretAdopted",
                     message,
                 }));
-            } else if !is_new_grant && matches!(self.input.secret, SecretView::Owned { .. }) {
-                let message = format!(
-                    "Secret {} was changed outside the operator; restored it",
-                    desired.name
-                );
+            } else if !is_new_grant {
+                // The grant is one the operator already delivered: someone else changed or
+                // removed its Secret, which applications reading it should hear about.
+                let what = match self.input.secret {
+                    SecretView::Missing => "deleted outside the operator; recreated it",
+                    _ => "changed outside the operator; restored it",
+                };
                 self.actions.push(Action::Event(Event {
                     warning: true,
                     reason: "SecretRepaired",
-                    message,
+                    message: format!("Secret {} was {what}", desired.name),
                 }));
             }
             self.actions.push(Action::WriteSecret(desired));
@@ -342,7 +342,7 @@ impl<'i, 'a> Next<'i, 'a> {
             reconciling: false,
             stalled: false,
         };
-        self.finish(Phase::Active, wanted, SETTLED_RESYNC)
+        self.finish(Phase::Active, wanted, None)
     }
 
     /// Waits for the ACQP on a valid URL for the desired products, issuing one if needed.
@@ -381,7 +381,7 @@ impl<'i, 'a> Next<'i, 'a> {
             reconciling: true,
             stalled: false,
         };
-        self.finish(Phase::AwaitingAuthorization, wanted, requeue)
+        self.finish(Phase::AwaitingAuthorization, wanted, Some(requeue))
     }
 
     /// The refresh request's value, if it has not been acted on yet.
@@ -407,7 +407,7 @@ impl<'i, 'a> Next<'i, 'a> {
         Decision {
             status,
             actions: Vec::new(),
-            requeue_after: SETTLED_RESYNC,
+            requeue_after: None,
         }
     }
 
@@ -464,7 +464,7 @@ impl<'i, 'a> Next<'i, 'a> {
         self.status.observed_generation == Some(self.generation)
     }
 
-    fn unchanged(self, requeue_after: Duration) -> Decision {
+    fn unchanged(self, requeue_after: Option<Duration>) -> Decision {
         let status = self.input.resource.status.clone().unwrap_or_default();
         Decision {
             status,
@@ -478,7 +478,7 @@ impl<'i, 'a> Next<'i, 'a> {
         phase: Phase,
         reason: &'static str,
         message: String,
-        requeue: Duration,
+        requeue: Option<Duration>,
     ) -> Decision {
         let wanted = Wanted {
             ready: false,
@@ -507,7 +507,7 @@ impl<'i, 'a> Next<'i, 'a> {
             reconciling: false,
             stalled: true,
         };
-        self.finish(phase, wanted, SETTLED_RESYNC)
+        self.finish(phase, wanted, None)
     }
 
     /// Keeps a refusal recorded by [`record_refusal`] until it is due for another try.
@@ -523,7 +523,7 @@ impl<'i, 'a> Next<'i, 'a> {
             reconciling: false,
             stalled: true,
         };
-        self.finish(Phase::Error, wanted, requeue)
+        self.finish(Phase::Error, wanted, Some(requeue))
     }
 
     fn clear_url(&mut self) {
@@ -558,7 +558,7 @@ impl<'i, 'a> Next<'i, 'a> {
         format!("acqpop-{}", &hex::encode(digest.as_ref())[..40])
     }
 
-    fn finish(mut self, phase: Phase, wanted: Wanted, requeue_after: Duration) -> Decision {
+    fn finish(mut self, phase: Phase, wanted: Wanted, requeue_after: Option<Duration>) -> Decision {
         let now = Time(self.input.now);
         if let Some(value) = self.refresh_pending() {
             self.status.last_handled_refresh_at = Some(value);
