@@ -27,6 +27,7 @@ use serde_json::json;
 use super::{
     Context,
     context::FIELD_MANAGER,
+    freshness::Latest,
     registry::{AppKey, Application},
 };
 use crate::{
@@ -182,7 +183,8 @@ fn error_policy(object: Arc<AcqpAuthorization>, error: &Error, ctx: Arc<Context>
 /// Deciding reads only caches, and steady-state reconciles (no actions) send nothing to the API
 /// server. The caches can lag behind it, though. A decision with actions is therefore made on
 /// a copy of the resource that is provably fresh ([`LastWrites`]: the cached copy when it shows
-/// the operator's last write, else a fresh read), or it would repeat the last transition's side
+/// the operator's last write, the written object when the cache is one write behind, else a
+/// fresh read), or it would repeat the last transition's side
 /// effects (a second UrlIssued Event and webhook, a second Authorized Event). The Secret is
 /// taken from the cache as it is: every Secret write carries a precondition (create when the
 /// cache has none, update only the version the cache has), so a Secret that appeared, went or
@@ -204,19 +206,21 @@ async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Err
         write_status(object, &cached.status, ctx).await?;
         return Ok(requeue(cached.requeue_after, mail_retry));
     }
-    let latest = if ctx.last_writes.is_current(object) {
-        object.clone()
-    } else {
-        let api: Api<AcqpAuthorization> = Api::namespaced(ctx.client.clone(), &namespace);
-        match api.get_opt(&object.name_any()).await? {
-            // Gone or being deleted: the finalizer's cleanup runs on the next event.
-            None => return Ok(Requeue::await_change()),
-            Some(latest) if latest.metadata.deletion_timestamp.is_some() => {
-                return Ok(Requeue::await_change());
-            }
-            Some(latest) => {
-                ctx.last_writes.saw(&latest);
-                latest
+    let latest = match ctx.last_writes.latest(object) {
+        Latest::Cached => object.clone(),
+        Latest::Written(written) => (*written).clone(),
+        Latest::Unknown => {
+            let api: Api<AcqpAuthorization> = Api::namespaced(ctx.client.clone(), &namespace);
+            match api.get_opt(&object.name_any()).await? {
+                // Gone or being deleted: the finalizer's cleanup runs on the next event.
+                None => return Ok(Requeue::await_change()),
+                Some(latest) if latest.metadata.deletion_timestamp.is_some() => {
+                    return Ok(Requeue::await_change());
+                }
+                Some(latest) => {
+                    ctx.last_writes.saw(&latest);
+                    latest
+                }
             }
         }
     };
@@ -390,9 +394,13 @@ async fn issue_url(
     }
 }
 
-/// The decision's requeue, sooner when a mail is to be retried.
-fn requeue(after: Duration, mail_retry: Option<Duration>) -> Requeue {
-    Requeue::requeue(mail_retry.map_or(after, |retry| retry.min(after)))
+/// The decision's requeue, sooner when a mail is to be retried; with neither due, the resource
+/// waits for a change or for the paced resync ([`super::resync`]).
+fn requeue(after: Option<Duration>, mail_retry: Option<Duration>) -> Requeue {
+    match after.into_iter().chain(mail_retry).min() {
+        Some(due) => Requeue::requeue(due),
+        None => Requeue::await_change(),
+    }
 }
 
 /// Publishes the transition Events of a decision, counting rotations and grant latency.
@@ -514,7 +522,7 @@ async fn write_secret(
 }
 
 /// Writes the status when it changed, with server-side apply of the status subresource, and
-/// records the version written (see [`super::freshness`]).
+/// records what was written (see [`super::freshness`]).
 async fn write_status(
     object: &AcqpAuthorization,
     status: &AcqpAuthorizationStatus,
@@ -534,7 +542,7 @@ async fn write_status(
     let written = api
         .patch_status(&object.name_any(), &params, &Patch::Apply(&patch))
         .await?;
-    ctx.last_writes.saw(&written);
+    ctx.last_writes.wrote(object, written);
     Ok(())
 }
 

@@ -16,6 +16,7 @@ mod namespaces;
 mod notify;
 mod poller;
 pub mod registry;
+mod resync;
 
 use std::{net::SocketAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
@@ -239,6 +240,7 @@ async fn lead(
         async move {
             tokio::join!(
                 application::run(ctx.clone()),
+                resync::run(ctx.clone()),
                 authorization::run(ctx, wakes, writers),
             );
         }

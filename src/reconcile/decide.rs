@@ -20,8 +20,6 @@ use std::time::Duration;
 const URL_EXPIRY_MARGIN: SignedDuration = SignedDuration::from_secs(60);
 /// How long a refusal by the Developer Center stands before the operator asks again.
 const REFUSAL_RETRY: SignedDuration = SignedDuration::from_secs(600);
-/// How often a settled resource (Ready or Stalled) is looked at without a wake-up.
-const SETTLED_RESYNC: Duration = Duration::from_secs(600);
 /// How soon to look again while the first list of authorizations is pending.
 const FIRST_LIST_RETRY: Duration = Duration::from_secs(5);
 
@@ -64,7 +62,7 @@ fn decide_unpaused(mut next: Next<'_, '_>) -> Decision {
         // still works): keep it rather than flap while the application recovers or, after a
         // restart, loads.
         ApplicationView::NotReady { .. } if next.is_current() => {
-            return next.unchanged(input.poll_interval);
+            return next.unchanged(Some(input.poll_interval));
         }
         ApplicationView::NotReady { reason, message } => {
             let message =
@@ -73,7 +71,7 @@ fn decide_unpaused(mut next: Next<'_, '_>) -> Decision {
                 Phase::Pending,
                 Reason::ApplicationNotReady,
                 message,
-                input.poll_interval,
+                Some(input.poll_interval),
             );
         }
         ApplicationView::Ready {
@@ -92,12 +90,13 @@ fn decide_unpaused(mut next: Next<'_, '_>) -> Decision {
         // Nothing is known yet that could change a status written for this generation (an
         // operator restart, say): keep it, so a Ready resource does not flap while listing.
         RemoteView::Unknown if next.is_current() => {
-            return next.unchanged(FIRST_LIST_RETRY);
+            return next.unchanged(Some(FIRST_LIST_RETRY));
         }
         RemoteView::Unknown => {
             let message = "waiting for the first list of authorizations from the Developer Center"
                 .to_string();
-            return next.progressing(Phase::Pending, Reason::Listing, message, FIRST_LIST_RETRY);
+            let retry = Some(FIRST_LIST_RETRY);
+            return next.progressing(Phase::Pending, Reason::Listing, message, retry);
         }
         RemoteView::Absent => None,
         RemoteView::Present(record) => Some(record),
@@ -252,15 +251,17 @@ impl<'i, 'a> Next<'i, 'a> {
                     reason: Reason::SecretAdopted,
                     message,
                 }));
-            } else if !is_new_grant && matches!(self.input.secret, SecretView::Owned { .. }) {
-                let message = format!(
-                    "Secret {} was changed outside the operator; restored it",
-                    desired.name
-                );
+            } else if !is_new_grant {
+                // The grant is one the operator already delivered: someone else changed or
+                // removed its Secret, which applications reading it should hear about.
+                let what = match self.input.secret {
+                    SecretView::Missing => "deleted outside the operator; recreated it",
+                    _ => "changed outside the operator; restored it",
+                };
                 self.actions.push(Action::Event(Event {
                     warning: true,
                     reason: Reason::SecretRepaired,
-                    message,
+                    message: format!("Secret {} was {what}", desired.name),
                 }));
             }
             self.actions.push(Action::WriteSecret(desired));
@@ -299,7 +300,7 @@ impl<'i, 'a> Next<'i, 'a> {
             reconciling: false,
             stalled: false,
         };
-        self.finish(Phase::Active, wanted, SETTLED_RESYNC)
+        self.finish(Phase::Active, wanted, None)
     }
 
     /// Waits for the ACQP on a valid URL for the desired products, issuing one if needed (or
@@ -331,7 +332,7 @@ impl<'i, 'a> Next<'i, 'a> {
             let until_refresh = (expires - URL_EXPIRY_MARGIN).duration_since(self.input.now);
             poll.min(until_refresh.unsigned_abs())
         });
-        self.progressing(Phase::AwaitingAuthorization, reason, message, requeue)
+        self.progressing(Phase::AwaitingAuthorization, reason, message, Some(requeue))
     }
 
     /// When the URL in the status expires, if it asks for the desired products, no
@@ -393,7 +394,7 @@ impl<'i, 'a> Next<'i, 'a> {
         Decision {
             status,
             actions: Vec::new(),
-            requeue_after: SETTLED_RESYNC,
+            requeue_after: None,
         }
     }
 
@@ -454,7 +455,7 @@ impl<'i, 'a> Next<'i, 'a> {
         self.status.observed_generation == Some(self.generation)
     }
 
-    fn unchanged(self, requeue_after: Duration) -> Decision {
+    fn unchanged(self, requeue_after: Option<Duration>) -> Decision {
         let status = self.input.resource.status.clone().unwrap_or_default();
         Decision {
             status,
@@ -468,7 +469,7 @@ impl<'i, 'a> Next<'i, 'a> {
         phase: Phase,
         reason: Reason,
         message: String,
-        requeue: Duration,
+        requeue: Option<Duration>,
     ) -> Decision {
         let wanted = Wanted {
             ready: false,
@@ -482,7 +483,7 @@ impl<'i, 'a> Next<'i, 'a> {
 
     fn stalled(mut self, phase: Phase, reason: Reason, message: String) -> Decision {
         self.warn_unless_stalled_for(reason, &message);
-        self.finish(phase, stalled_conditions(reason, message), SETTLED_RESYNC)
+        self.finish(phase, stalled_conditions(reason, message), None)
     }
 
     /// Stalled on a refusal of the Developer Center that a human must fix; it stands for
@@ -497,7 +498,11 @@ impl<'i, 'a> Next<'i, 'a> {
             .conditions
             .retain(|c| c.type_ != conditions::STALLED);
         let retry = REFUSAL_RETRY.unsigned_abs();
-        self.finish(Phase::Error, stalled_conditions(reason, message), retry)
+        self.finish(
+            Phase::Error,
+            stalled_conditions(reason, message),
+            Some(retry),
+        )
     }
 
     /// Keeps a refusal until it is due for another try.
@@ -509,7 +514,7 @@ impl<'i, 'a> Next<'i, 'a> {
         self.finish(
             Phase::Error,
             stalled_conditions(refusal.reason, refusal.message),
-            requeue,
+            Some(requeue),
         )
     }
 
@@ -558,7 +563,7 @@ impl<'i, 'a> Next<'i, 'a> {
         format!("acqpop-{}", &hex::encode(digest.as_ref())[..40])
     }
 
-    fn finish(mut self, phase: Phase, wanted: Wanted, requeue_after: Duration) -> Decision {
+    fn finish(mut self, phase: Phase, wanted: Wanted, requeue_after: Option<Duration>) -> Decision {
         let now = Time(self.input.now);
         if let Some(value) = self.refresh_pending() {
             self.status.last_handled_refresh_at = Some(value);

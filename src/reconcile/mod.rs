@@ -106,8 +106,10 @@ pub struct Decision {
     pub status: AcqpAuthorizationStatus,
     /// Side effects, in order.
     pub actions: Vec<Action>,
-    /// When to look again if nothing wakes the resource sooner.
-    pub requeue_after: Duration,
+    /// When something falls due (a URL to replace, a refusal to retry, a poll to wait for),
+    /// if nothing wakes the resource sooner. None when nothing is due: only a change can make a
+    /// difference, and the controller's paced resync of every resource covers a missed one.
+    pub requeue_after: Option<Duration>,
 }
 
 /// A side effect for the shell.
