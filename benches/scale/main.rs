@@ -439,13 +439,7 @@ async fn operator_pass(bench: &Bench, pass: Pass) -> OperatorRun {
     if unrelated > 0 {
         create_unrelated_secrets(bench, &namespace, unrelated).await;
     }
-    let operator = Operator::start(
-        binary,
-        &bench.plane,
-        &namespace,
-        &settings.operator_args,
-    )
-    .await;
+    let operator = Operator::start(binary, &bench.plane, &namespace, &settings.operator_args).await;
     bench
         .simulator
         .set_notify_url(Some(&operator.notify_url))

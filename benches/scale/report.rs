@@ -254,7 +254,10 @@ fn targets(w: &mut String, scale: &[ScaleResult], latency: &Latency) {
     let plain = |n: usize| scale.iter().find(|r| r.n == n && r.floor.is_some());
     for r in scale.iter().filter(|r| r.floor.is_some()) {
         let floor = r.floor.as_ref().unwrap();
-        let (ours, floors) = (per_resource(r, &r.operator.requests), per_resource(r, &floor.requests));
+        let (ours, floors) = (
+            per_resource(r, &r.operator.requests),
+            per_resource(r, &floor.requests),
+        );
         let _ = writeln!(
             w,
             "| API requests per resource while converging ≤ 6 at N = {} | {ours:.1} (floor {floors:.1}) | {} |",
