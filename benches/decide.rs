@@ -9,7 +9,7 @@ use acqp_operator::{
     devcenter::wire::AgentToken,
     reconcile::{
         self, Action, ApplicationView, Input, IssuedUrl, RemoteAuthorization, RemoteView,
-        secret::SecretView,
+        UrlAnswer, secret::SecretView,
     },
 };
 use criterion::{Criterion, criterion_group, criterion_main};

@@ -25,8 +25,6 @@ use crate::reconcile::application::Readiness;
 const READY: &str = "Ready";
 const STALLED: &str = "Stalled";
 
-/// The Ready reason of an application that is Ready (the application controller's word).
-
 /// Names the resource an alert is about, the way `kubectl get acqpauth -n NAMESPACE NAME` does,
 /// with the application and the ACQP the message needs.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
