@@ -83,9 +83,10 @@ impl LastWrites {
     pub(crate) fn wrote(&self, base: &AcqpAuthorization, mut written: AcqpAuthorization) {
         // The cache holds no managedFields either: a third of an object's size.
         written.managed_fields_mut().clear();
+        let written = Arc::new(written);
         let in_flight = base
             .resource_version()
-            .map(|replaced| (replaced, Arc::new(written.clone())));
+            .map(|replaced| (replaced, Arc::clone(&written)));
         self.record(&written, in_flight);
     }
 
