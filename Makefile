@@ -15,9 +15,14 @@ test: deps test-tools lint ## Everything: formatting, clippy, unit, integration 
 demo: deps smtp ## Control plane + simulator + operator + SMTP server, walked through invite → grant → rotation → revocation
 	hack/demo
 
-bench: deps ## Micro-benchmarks, then the scale run on a real control plane; writes BENCHMARKS.md
+MUSL_TARGET := x86_64-unknown-linux-musl
+
+bench: deps ## Micro-benchmarks, then the scale run on a real control plane (glibc build and the image's musl binary); writes BENCHMARKS.md
 	$(CARGO) bench --bench decide --bench signing
-	$(CARGO) bench --bench scale
+	@rustup target list --installed | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
+	@echo "[bench] building the image's static musl binary (release; a first build takes about 10 minutes)"
+	CARGO_PROFILE_RELEASE_STRIP=symbols $(CARGO) build --release --locked --target $(MUSL_TARGET) --bin acqp-operator
+	ACQP_BENCH_MUSL_BINARY="$${CARGO_TARGET_DIR:-target}/$(MUSL_TARGET)/release/acqp-operator" $(CARGO) bench --bench scale
 
 chaos: deps ## Full chaos runs: 200 resources under faults, 10 SIGKILLs, failover, control-plane and simulator restarts
 	ACQP_CHAOS_FULL=1 $(CARGO) test --test chaos --test chaos_control_plane -- --nocapture --test-threads=1

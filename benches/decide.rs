@@ -9,7 +9,7 @@ use acqp_operator::{
     devcenter::wire::AgentToken,
     reconcile::{
         self, Action, ApplicationView, Input, IssuedUrl, RemoteAuthorization, RemoteView,
-        secret::SecretView,
+        UrlAnswer, secret::SecretView,
     },
 };
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -49,6 +49,7 @@ fn input(resource: &AcqpAuthorization, remote: RemoteView, secret: SecretView) -
         rivals: vec![],
         poll_interval: Duration::from_secs(60),
         now: Timestamp::now(),
+        answer: None,
     }
 }
 
@@ -59,17 +60,16 @@ fn situations() -> [(AcqpAuthorization, RemoteView, SecretView); 3] {
 
     // Issue the URL as the shell does, so the resource awaits the ACQP.
     let mut awaiting = new.clone();
-    let decision = reconcile::decide(&input(&awaiting, RemoteView::Absent, SecretView::Missing));
-    let mut status = decision.status;
-    reconcile::record_url(
-        &mut status,
-        IssuedUrl {
-            url: "https://devcenter.example/consent/1".into(),
-            expires_at: now + SignedDuration::from_hours(24),
-            products: PRODUCTS.to_vec(),
-        },
-        now,
-    );
+    let answer = UrlAnswer::Issued(IssuedUrl {
+        url: "https://devcenter.example/consent/1".into(),
+        expires_at: now + SignedDuration::from_hours(24),
+        products: PRODUCTS.to_vec(),
+    });
+    let asked = Input {
+        answer: Some(answer),
+        ..input(&awaiting, RemoteView::Absent, SecretView::Missing)
+    };
+    let status = reconcile::decide(&asked).status;
     awaiting.status = Some(status);
 
     let granted = RemoteView::Present(RemoteAuthorization {
@@ -87,11 +87,7 @@ fn situations() -> [(AcqpAuthorization, RemoteView, SecretView); 3] {
     else {
         panic!("a grant writes the Secret: {decision:?}");
     };
-    let written = SecretView::Owned {
-        data_fingerprint: Some(desired.fingerprint.clone()),
-        labels: desired.labels.clone(),
-        annotations: desired.annotations.clone(),
-    };
+    let written = desired.written();
     let mut steady = awaiting.clone();
     steady.status = Some(decision.status);
 

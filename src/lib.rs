@@ -2,6 +2,7 @@
 //! Kubernetes resources.
 
 pub mod api;
+pub mod backoff;
 pub mod cli;
 pub mod controller;
 pub mod devcenter;

@@ -1,6 +1,7 @@
 //! The CRDs against a real kube-apiserver: installation, examples, `kubectl` ergonomics,
 //! admission (the catalog in `tests/admission/`) and server-side apply idempotence.
 
+mod sim_support;
 mod support;
 
 use std::path::{Path, PathBuf};

@@ -20,68 +20,19 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use acqp_operator::simulator::RunningSimulator;
 use base64::Engine as _;
 use serde_json::{Value, json};
-use sim_support::{ACME, BETA, Caller, DEMO};
+use sim_support::{ACME, BETA, DEMO};
 use support::{
-    Cluster,
-    operator::{Operator, OperatorOptions},
+    env::{Env, STEP, condition},
     smtp::{Certificates, SmtpOptions, SmtpServer},
     text,
 };
-
-/// How long a step may take; generous for a loaded 2-core machine.
-const STEP: Duration = Duration::from_secs(60);
 const LOGIN: (&str, &str) = ("operator", "s3cret-smtp-password");
 
-struct Env {
-    cluster: &'static Cluster,
-    ns: String,
-    _sim: RunningSimulator,
-    api: Caller,
-    operator: Operator,
-    options: OperatorOptions,
-    dir: tempfile::TempDir,
-}
-
 impl Env {
-    async fn new(prefix: &str) -> Env {
-        let cluster = support::cluster().await;
-        let ns = support::namespace(prefix).await;
-        let sim = sim_support::start(sim_support::config()).await;
-        let api = Caller::new(&sim);
-        let options = OperatorOptions {
-            namespace: Some(ns.clone()),
-            ..Default::default()
-        };
-        let operator = Operator::start(cluster, options.clone()).await;
-        Env {
-            cluster,
-            ns,
-            _sim: sim,
-            api,
-            operator,
-            options,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn apply(&self, manifest: &str) {
-        self.cluster.apply_in(&self.ns, manifest);
-    }
-
-    fn get(&self, what: &str) -> Value {
-        serde_json::from_str(
-            &self
-                .cluster
-                .kubectl_ok_in(&self.ns, &["get", what, "-o", "json"]),
-        )
-        .unwrap()
-    }
-
     /// The example application named `name`, mailing through `smtp` with `email` settings.
-    fn apply_application(&self, name: &str, email: Value) {
+    fn apply_mailing_application(&self, name: &str, email: Value) {
         let manifest = support::fixture::example_application(&self.api.endpoint, "1s")
             .replace("name: demo\n", &format!("name: {name}\n"));
         self.apply(&manifest);
@@ -110,42 +61,20 @@ impl Env {
         self.apply(&manifest.to_string());
     }
 
-    async fn wait_for<T>(&self, what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
-        let deadline = Instant::now() + STEP;
-        loop {
-            match check() {
-                Ok(value) => return value,
-                Err(seen) if Instant::now() > deadline => panic!(
-                    "timed out after {STEP:?} waiting for {what}; last seen: {seen}\noperator:\n{}",
-                    self.operator.logs()
-                ),
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
-    }
-
-    /// Waits until `what` has condition `type_` with `status` and `reason`; returns the object.
-    async fn wait_condition(&self, what: &str, type_: &str, status: &str, reason: &str) -> Value {
-        self.wait_for(&format!("{what} {type_}={status} ({reason})"), || {
-            let object = self.get(what);
-            match condition(&object, type_) {
-                Some(c) if c["status"] == status && c["reason"] == reason => Ok(object),
-                _ => Err(object["status"].to_string()),
-            }
-        })
-        .await
-    }
-
     /// Waits until `server` holds `count` messages and returns them.
     async fn wait_messages(&self, server: &SmtpServer, count: usize) -> Vec<Value> {
-        self.wait_for(&format!("{count} message(s) at the SMTP server"), || {
-            let messages = server.messages();
-            if messages.len() >= count {
-                Ok(messages)
-            } else {
-                Err(format!("{} message(s)", messages.len()))
-            }
-        })
+        self.wait_for(
+            &format!("{count} message(s) at the SMTP server"),
+            STEP,
+            || {
+                let messages = server.messages();
+                if messages.len() >= count {
+                    Ok(messages)
+                } else {
+                    Err(format!("{} message(s)", messages.len()))
+                }
+            },
+        )
         .await
     }
 
@@ -160,7 +89,7 @@ impl Env {
 
     /// The Agent-Token in the operator's Secret.
     fn token(&self, secret: &str) -> String {
-        let secret = self.get(&format!("secret/{secret}"));
+        let secret = self.object(&format!("secret/{secret}"));
         let encoded = secret["data"]["agentToken"].as_str().unwrap();
         String::from_utf8(
             base64::engine::general_purpose::STANDARD
@@ -170,7 +99,7 @@ impl Env {
         .unwrap()
     }
 
-    fn events(&self, name: &str, reason: &str) -> Vec<Value> {
+    fn events_with_reason(&self, name: &str, reason: &str) -> Vec<Value> {
         let selector = format!("involvedObject.name={name},reason={reason}");
         let list: Value = serde_json::from_str(&self.cluster.kubectl_ok_in(
             &self.ns,
@@ -191,13 +120,6 @@ fn reconciles(metrics: &str) -> f64 {
         .sum()
 }
 
-fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
-    object["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-}
-
 /// What the test looks at in a stored message, one line each, for failure output.
 fn summary(messages: &[Value]) -> String {
     messages
@@ -210,9 +132,10 @@ fn summary(messages: &[Value]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invitations_and_notices_reach_the_smtp_server_once_each() {
     let mut env = Env::new("email").await;
-    let certs = Certificates::make(&env.dir.path().join("certs"));
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certificates::make(&dir.path().join("certs"));
     let smtp = SmtpServer::start(
-        env.dir.path(),
+        dir.path(),
         &SmtpOptions {
             tls: Some(certs.clone()),
             auth: Some(format!("{}:{}", LOGIN.0, LOGIN.1)),
@@ -228,7 +151,7 @@ async fn invitations_and_notices_reach_the_smtp_server_once_each() {
         })
         .to_string(),
     );
-    env.apply_application(
+    env.apply_mailing_application(
         "demo",
         json!({
             "host": "127.0.0.1",
@@ -285,11 +208,10 @@ async fn invitations_and_notices_reach_the_smtp_server_once_each() {
         json!(["ops@acme.example", "cto@acme.example"])
     );
     assert!(delivery["sentAt"].is_string());
-    assert_eq!(env.events("acme", "MailSent").len(), 1);
+    assert_eq!(env.events_with_reason("acme", "MailSent").len(), 1);
 
     // An operator restart sends nothing again: the status says the URL was mailed.
-    env.operator.kill();
-    env.operator = Operator::start(env.cluster, env.options.clone()).await;
+    env.restart_operator().await;
     env.operator.wait_ready(STEP).await;
     // Wait until the restarted operator has reconciled the resource a few times (it polls
     // every second), then look again.
@@ -383,22 +305,23 @@ async fn invitations_and_notices_reach_the_smtp_server_once_each() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_failures_are_reported_and_nothing_goes_out_in_clear() {
     let env = Env::new("email-failures").await;
-    let plain = SmtpServer::start(&env.dir.path().join("plain"), &SmtpOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let plain = SmtpServer::start(&dir.path().join("plain"), &SmtpOptions::default());
     let busy = SmtpServer::start(
-        &env.dir.path().join("busy"),
+        &dir.path().join("busy"),
         &SmtpOptions {
             reject: Some("451 4.3.0 mailbox busy, try later".into()),
             ..Default::default()
         },
     );
     // StartTls asked for, but the server offers none: nothing is sent in clear.
-    env.apply_application(
+    env.apply_mailing_application(
         "demo",
         json!({"host": "127.0.0.1", "port": plain.addr.port(), "tls": "StartTls",
                "from": "acqp-operator@tsp.example"}),
     );
     // Clear text on loopback is allowed, and this server refuses the mail.
-    env.apply_application(
+    env.apply_mailing_application(
         "other",
         json!({"host": "127.0.0.1", "port": busy.addr.port(), "tls": "None",
                "from": "acqp-operator@tsp.example"}),
@@ -441,7 +364,7 @@ async fn smtp_failures_are_reported_and_nothing_goes_out_in_clear() {
     );
     assert!(beta["status"]["authorizationUrl"].is_string());
     assert!(beta["status"]["email"]["invitation"]["lastError"].is_string());
-    let warnings = env.events("beta", "MailFailed");
+    let warnings = env.events_with_reason("beta", "MailFailed");
     assert_eq!(warnings.len(), 1, "one Warning for the first failure");
 
     // The grant is not held up by the mail.
@@ -462,7 +385,7 @@ async fn smtp_failures_are_reported_and_nothing_goes_out_in_clear() {
             "invitation": {"email": {"to": ["Ops <ops@acme.example>\r\nBcc: x@evil.example"]}},
         },
     });
-    let file = env.dir.path().join("bad.json");
+    let file = dir.path().join("bad.json");
     std::fs::write(&file, bad.to_string()).unwrap();
     let out = env
         .cluster
@@ -491,9 +414,10 @@ async fn smtp_failures_are_reported_and_nothing_goes_out_in_clear() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn implicit_tls_trusts_the_secrets_ca() {
     let env = Env::new("email-smtps").await;
-    let certs = Certificates::make(&env.dir.path().join("certs"));
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certificates::make(&dir.path().join("certs"));
     let smtps = SmtpServer::start(
-        env.dir.path(),
+        dir.path(),
         &SmtpOptions {
             tls: Some(certs.clone()),
             implicit_tls: true,
@@ -510,7 +434,7 @@ async fn implicit_tls_trusts_the_secrets_ca() {
         })
         .to_string(),
     );
-    env.apply_application(
+    env.apply_mailing_application(
         "demo",
         json!({"host": "127.0.0.1", "port": smtps.addr.port(), "tls": "ImplicitTls",
                "from": "acqp-operator@tsp.example",

@@ -18,7 +18,6 @@ mod support;
 
 use std::{
     convert::Infallible,
-    process::Output,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -44,7 +43,10 @@ use axum::{
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 use sim_support::{ACME, Caller, DEMO, VIEWER, key_lines, pem, repo};
-use support::operator::{Operator, OperatorOptions};
+use support::{
+    env::{Env, STEP},
+    operator::OperatorOptions,
+};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
@@ -740,61 +742,18 @@ async fn an_authentic_notification_of_an_unknown_kind_is_a_protocol_error() {
 // Against the real operator on the control plane
 // ---------------------------------------------------------------------------------------------
 
-/// How long a step may take before the test fails; generous for a loaded 2-core machine.
-const STEP: Duration = Duration::from_secs(60);
-
-/// A namespace, the simulator (with OTHER) and an operator at debug level acting only there.
-struct Env {
-    cluster: &'static support::Cluster,
-    ns: String,
-    /// Runs as long as the test does; dropping it stops the simulator.
-    _sim: RunningSimulator,
-    api: Caller,
-    operator: Operator,
-}
-
 impl Env {
-    async fn new(prefix: &str) -> Env {
-        let cluster = support::cluster().await;
-        let ns = support::namespace(prefix).await;
-        let sim = simulator().await;
-        let api = Caller::new(&sim);
+    /// The simulator with OTHER, and an operator at debug level.
+    async fn with_other_application(prefix: &str) -> Env {
         let options = OperatorOptions {
-            namespace: Some(ns.clone()),
             rust_log: Some("debug".to_owned()),
             ..Default::default()
         };
-        let operator = Operator::start(cluster, options).await;
-        Env {
-            cluster,
-            ns,
-            _sim: sim,
-            api,
-            operator,
-        }
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        self.cluster.kubectl_in(&self.ns, args)
-    }
-
-    fn kubectl_ok(&self, args: &[&str]) -> String {
-        self.cluster.kubectl_ok_in(&self.ns, args)
-    }
-
-    fn apply(&self, manifest: &str) {
-        self.cluster.apply_in(&self.ns, manifest);
-    }
-
-    fn get(&self, what: &str) -> Option<Value> {
-        let out = self.kubectl(&["get", what, "-o", "json"]);
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+        Env::with(prefix, simulator().await, options).await
     }
 
     /// An application `name` for `client_id` whose credentials are Secret `secret`.
-    fn apply_application(&self, name: &str, client_id: &str, secret: &str, poll: &str) {
+    fn apply_application_for(&self, name: &str, client_id: &str, secret: &str, poll: &str) {
         self.apply(&format!(
             "apiVersion: acqp-operator.io/v1alpha1\nkind: DeveloperCenterApplication\n\
              metadata: {{name: {name}}}\nspec:\n  environment: Sandbox\n  endpoint: {}\n  \
@@ -814,33 +773,6 @@ impl Env {
         self.apply(&secret.to_string());
     }
 
-    /// Waits until `what` has the Ready condition with `status` and `reason`; returns it.
-    async fn wait_ready(&self, what: &str, status: &str, reason: &str) -> Value {
-        let deadline = Instant::now() + STEP;
-        loop {
-            let object = self.get(what);
-            let ready = object.as_ref().and_then(|o| {
-                o["status"]["conditions"]
-                    .as_array()?
-                    .iter()
-                    .find(|c| c["type"] == "Ready")
-                    .cloned()
-            });
-            if let Some(ready) = &ready
-                && ready["status"] == status
-                && ready["reason"] == reason
-            {
-                return ready.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what} never became Ready={status} ({reason}); last: {ready:?}\n{}",
-                self.operator.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
     /// Everything the operator exposed: its logs, Events, resources' status, metrics.
     async fn everything_exposed(&self) -> String {
         [
@@ -857,7 +789,7 @@ impl Env {
 /// says what to fix; no message, log line, Event or metric repeats key material.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_credentials_say_what_to_fix_and_never_echo_keys() {
-    let env = Env::new("bad-credentials").await;
+    let env = Env::with_other_application("bad-credentials").await;
     let tsp_private = pem("examples/keys/tsp-private.pem");
     let tsp_public = pem("examples/keys/tsp-public.pem");
     let dc_public = pem("examples/keys/devcenter-public.pem");
@@ -956,7 +888,7 @@ async fn bad_credentials_say_what_to_fix_and_never_echo_keys() {
             let data: Vec<(&str, &[u8])> = data.iter().map(|(k, v)| (*k, v.as_slice())).collect();
             env.apply_secret(&secret, &data);
         }
-        env.apply_application(name, client_id, &secret, "10m");
+        env.apply_application_for(name, client_id, &secret, "10m");
     }
     // The control: correct credentials for OTHER work, so its refusals above are about keys.
     env.apply_secret(
@@ -966,7 +898,7 @@ async fn bad_credentials_say_what_to_fix_and_never_echo_keys() {
             ("devCenterPublicKey", &dc_public),
         ],
     );
-    env.apply_application("other", OTHER, "other-credentials", "10m");
+    env.apply_application_for("other", OTHER, "other-credentials", "10m");
     env.wait_ready("dcapp/other", "True", "Connected").await;
 
     for (name, _, _, reason, words) in &cases {
@@ -996,7 +928,7 @@ async fn bad_credentials_say_what_to_fix_and_never_echo_keys() {
 /// new grant, the same token revision).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_credentials_lose_nothing() {
-    let env = Env::new("broken-credentials").await;
+    let env = Env::with_other_application("broken-credentials").await;
     let tsp_private = pem("examples/keys/tsp-private.pem");
     let dc_public = pem("examples/keys/devcenter-public.pem");
     let other_private = pem("tests/fixtures/hostile/other-tsp-private.pem");
@@ -1007,7 +939,7 @@ async fn broken_credentials_lose_nothing() {
             ("devCenterPublicKey", &dc_public),
         ],
     );
-    env.apply_application("demo", DEMO, "demo-credentials", "2s");
+    env.apply_application_for("demo", DEMO, "demo-credentials", "2s");
     env.wait_ready("dcapp/demo", "True", "Connected").await;
     env.kubectl_ok(&["apply", "-f", "examples/acme-cashier.yaml"]);
     env.wait_ready("acqpauth/acme-cashier", "False", "AwaitingAuthorization")
@@ -1081,7 +1013,7 @@ async fn calls(api: &Caller, path: &str) -> u64 {
 /// list, and the same one replayed is acknowledged without another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operators_endpoint_refuses_forgeries_and_slow_senders() {
-    let env = Env::new("notify-endpoint").await;
+    let env = Env::with_other_application("notify-endpoint").await;
     let tsp_private = pem("examples/keys/tsp-private.pem");
     let dc_public = pem("examples/keys/devcenter-public.pem");
     env.apply_secret(
@@ -1092,7 +1024,7 @@ async fn the_operators_endpoint_refuses_forgeries_and_slow_senders() {
         ],
     );
     // Polling every 10 minutes: any list call within the test is a notification's doing.
-    env.apply_application("demo", DEMO, "demo-credentials", "10m");
+    env.apply_application_for("demo", DEMO, "demo-credentials", "10m");
     env.wait_ready("dcapp/demo", "True", "Connected").await;
     let url = env.operator.notify_url();
     let path = "/notify";

@@ -21,15 +21,11 @@ use std::{
 };
 
 use serde_json::{Value, json};
-use sim_support::{ACME, Caller, DEMO};
+use sim_support::{ACME, DEMO};
 use support::{
-    Cluster,
-    operator::{Operator, OperatorOptions},
+    env::{Env, STEP},
     text,
 };
-
-/// How long a step may take before the test fails; generous for a loaded 2-core machine.
-const STEP: Duration = Duration::from_secs(60);
 
 /// What kstatus computed for one object.
 #[derive(Debug)]
@@ -196,62 +192,20 @@ fn fixtures_read_as_expected() {
     }
 }
 
-/// One test's world: a namespace, a simulator and an operator restricted to the namespace.
-struct Env {
-    cluster: &'static Cluster,
-    ns: String,
-    _sim: acqp_operator::simulator::RunningSimulator,
-    api: Caller,
-    operator: Operator,
-    options: OperatorOptions,
-    previous_logs: Vec<String>,
-}
-
 impl Env {
-    async fn new(prefix: &str) -> Env {
-        let cluster = support::cluster().await;
-        let ns = support::namespace(prefix).await;
-        let sim = sim_support::start(sim_support::config()).await;
-        let api = Caller::new(&sim);
-        let options = OperatorOptions {
-            namespace: Some(ns.clone()),
-            ..Default::default()
-        };
-        let operator = Operator::start(cluster, options.clone()).await;
-        Env {
-            cluster,
-            ns,
-            _sim: sim,
-            api,
-            operator,
-            options,
-            previous_logs: vec![],
-        }
-    }
-
-    fn kubectl_ok(&self, args: &[&str]) -> String {
-        self.cluster.kubectl_ok_in(&self.ns, args)
-    }
-
     /// The example application pointed at this test's simulator; waits until kstatus reads it
     /// Current.
-    async fn apply_application(&self) {
-        let manifest = support::fixture::example_application(&self.api.endpoint, "2s");
-        self.cluster.apply_in(&self.ns, &manifest);
-        self.wait_for("dcapp/demo", "Ready=True, kstatus Current", |o, r| {
+    async fn apply_current_application(&self) {
+        self.apply_application("2s");
+        self.wait_reading("dcapp/demo", "Ready=True, kstatus Current", |o, r| {
             reason(o, "Ready") == Some(("True", "Connected")) && r.status == "Current"
         })
         .await;
     }
 
-    /// `kubectl get <what> -o json`.
-    fn get(&self, what: &str) -> Value {
-        serde_json::from_str(&self.kubectl_ok(&["get", what, "-o", "json"])).unwrap()
-    }
-
     /// Polls `what` every 100 ms until `check` accepts it (and kstatus's reading of it);
     /// returns both.
-    async fn wait_for(
+    async fn wait_reading(
         &self,
         what: &str,
         description: &str,
@@ -259,7 +213,7 @@ impl Env {
     ) -> (Value, Reading) {
         let deadline = Instant::now() + STEP;
         loop {
-            let object = self.get(what);
+            let object = self.object(what);
             let reading = kstatus(&object);
             if check(&object, &reading) {
                 return (object, reading);
@@ -281,23 +235,6 @@ impl Env {
     }
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        let out =
-            self.cluster
-                .kubectl(&["-n", &self.ns, "get", "dcapp,acqpauth,events", "-o", "yaml"]);
-        eprintln!("===== namespace {} =====\n{}", self.ns, text(&out));
-        for logs in &self.previous_logs {
-            eprintln!("----- earlier operator -----\n{logs}");
-        }
-        eprintln!("----- operator -----\n{}", self.operator.logs());
-        eprintln!("{}", self.cluster.logs_tail());
-    }
-}
-
 fn reason<'a>(object: &'a Value, type_: &str) -> Option<(&'a str, &'a str)> {
     let c = condition(object, type_)?;
     Some((c["status"].as_str()?, c["reason"].as_str()?))
@@ -310,13 +247,13 @@ async fn kstatus_follows_the_life_cycle() {
     // Built before the clock of any step starts.
     tokio::task::spawn_blocking(kstatus_bin).await.unwrap();
     let mut env = Env::new("kstatus").await;
-    env.apply_application().await;
+    env.apply_current_application().await;
 
     // Waiting for the ACQP: Reconciling=True → InProgress, with our message.
     env.kubectl_ok(&["apply", "-f", "examples/acme-cashier.yaml"]);
     let what = "acqpauth/acme-cashier";
     let (object, reading) = env
-        .wait_for(what, "AwaitingAuthorization with a URL", |o, _| {
+        .wait_reading(what, "AwaitingAuthorization with a URL", |o, _| {
             o["status"]["authorizationUrl"].is_string()
         })
         .await;
@@ -333,7 +270,7 @@ async fn kstatus_follows_the_life_cycle() {
     // Authorized: Ready=True → Current.
     env.sim("authorize").await;
     let (object, reading) = env
-        .wait_for(what, "kstatus Current", |_, r| r.status == "Current")
+        .wait_reading(what, "kstatus Current", |_, r| r.status == "Current")
         .await;
     assert_eq!(reason(&object, "Ready"), Some(("True", "Authorized")));
     assert_eq!(object["status"]["observedGeneration"], 1);
@@ -343,7 +280,6 @@ async fn kstatus_follows_the_life_cycle() {
     // InProgress, although the conditions still say Ready=True.
     let exit = env.operator.stop().await;
     assert!(exit.success(), "exit status {exit}");
-    env.previous_logs.push(env.operator.logs());
     env.kubectl_ok(&[
         "patch",
         what,
@@ -351,7 +287,7 @@ async fn kstatus_follows_the_life_cycle() {
         "-p",
         r#"{"spec":{"products":["CashierPayment","AutoDebit"]}}"#,
     ]);
-    let object = env.get(what);
+    let object = env.object(what);
     let reading = kstatus(&object);
     assert_eq!(object["metadata"]["generation"], 2);
     assert_eq!(object["status"]["observedGeneration"], 1);
@@ -365,10 +301,10 @@ async fn kstatus_follows_the_life_cycle() {
     // Restarted: it observes generation 2 (passing through whatever it reports first, e.g.
     // Listing) and asks the ACQP for AutoDebit → InProgress all along (Reconciling=True, then
     // ScopeChangePending), never Current before the ACQP authorizes again.
-    env.operator = Operator::start(env.cluster, env.options.clone()).await;
+    env.start_operator().await;
     let seen = std::sync::Mutex::new(Vec::<String>::new());
     let (object, reading) = env
-        .wait_for(what, "Reconciling=True (ScopeChangePending)", |o, r| {
+        .wait_reading(what, "Reconciling=True (ScopeChangePending)", |o, r| {
             assert_eq!(
                 r.status,
                 "InProgress",
@@ -396,7 +332,7 @@ async fn kstatus_follows_the_life_cycle() {
     // The ACQP authorizes the new URL → Current again.
     env.sim("authorize").await;
     let (object, _) = env
-        .wait_for(what, "kstatus Current", |_, r| r.status == "Current")
+        .wait_reading(what, "kstatus Current", |_, r| r.status == "Current")
         .await;
     assert_eq!(reason(&object, "Ready"), Some(("True", "Authorized")));
     assert_eq!(object["status"]["tokenRevision"], 2);
@@ -404,7 +340,7 @@ async fn kstatus_follows_the_life_cycle() {
     // The ACQP cancels: Revoked, Stalled=True → Failed, with our message.
     env.sim("deauthorize").await;
     let (object, reading) = env
-        .wait_for(what, "kstatus Failed", |_, r| r.status == "Failed")
+        .wait_reading(what, "kstatus Failed", |_, r| r.status == "Failed")
         .await;
     assert_eq!(reason(&object, "Stalled"), Some(("True", "Revoked")));
     assert_eq!(object["status"]["phase"], "Revoked");
@@ -423,25 +359,23 @@ async fn kstatus_follows_the_life_cycle() {
 async fn restart_without_change_stays_current() {
     tokio::task::spawn_blocking(kstatus_bin).await.unwrap();
     let mut env = Env::new("kstatus-restart").await;
-    env.apply_application().await;
+    env.apply_current_application().await;
     env.kubectl_ok(&["apply", "-f", "examples/acme-cashier.yaml"]);
     let what = "acqpauth/acme-cashier";
-    env.wait_for(what, "a URL", |o, _| {
+    env.wait_reading(what, "a URL", |o, _| {
         o["status"]["authorizationUrl"].is_string()
     })
     .await;
     env.sim("authorize").await;
-    env.wait_for(what, "kstatus Current", |_, r| r.status == "Current")
+    env.wait_reading(what, "kstatus Current", |_, r| r.status == "Current")
         .await;
 
-    env.operator.kill();
-    env.previous_logs.push(env.operator.logs());
-    env.operator = Operator::start(env.cluster, env.options.clone()).await;
+    env.restart_operator().await;
     // Every distinct reading for 5 s after the restart (the first list is due well before).
     let mut readings: Vec<String> = Vec::new();
     let until = Instant::now() + Duration::from_secs(5);
     while Instant::now() < until {
-        let object = env.get(what);
+        let object = env.object(what);
         let step = format!("{:?} {}", kstatus(&object), summary(&object));
         if readings.last() != Some(&step) {
             readings.push(step);

@@ -10,188 +10,23 @@
 mod sim_support;
 mod support;
 
-use std::{
-    path::PathBuf,
-    process::Output,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use acqp_operator::{devcenter::wire::AgentToken, simulator::RunningSimulator};
+use acqp_operator::devcenter::wire::AgentToken;
 use base64::Engine as _;
 use serde_json::{Value, json};
-use sim_support::{ACME, BETA, Caller, DEMO, GENERATE, INQUIRY, VIEWER, browser::Browser};
+use sim_support::{ACME, BETA, DEMO, GENERATE, INQUIRY, VIEWER, browser::Browser};
 use support::{
-    Cluster,
-    operator::{Operator, OperatorOptions},
+    env::{Env, STEP, condition},
+    operator::OperatorOptions,
     text,
 };
 
 const GAMMA: &str = "1022188000000000003";
-/// How long a step may take before the test fails; generous for a loaded 2-core machine.
-const STEP: Duration = Duration::from_secs(60);
-
-/// One test's world: a namespace, a simulator and an operator restricted to the namespace.
-struct Env {
-    cluster: &'static Cluster,
-    ns: String,
-    sim: Option<RunningSimulator>,
-    api: Caller,
-    operator: Operator,
-    options: OperatorOptions,
-    /// Logs of operators this test already stopped or killed.
-    previous_logs: Vec<PathBuf>,
-}
 
 impl Env {
-    async fn new(prefix: &str) -> Env {
-        Self::with_log(prefix, None).await
-    }
-
-    async fn with_log(prefix: &str, rust_log: Option<&str>) -> Env {
-        let cluster = support::cluster().await;
-        let ns = support::namespace(prefix).await;
-        let sim = sim_support::start(sim_support::config()).await;
-        let api = Caller::new(&sim);
-        let options = OperatorOptions {
-            namespace: Some(ns.clone()),
-            rust_log: rust_log.map(str::to_owned),
-            ..Default::default()
-        };
-        let operator = Operator::start(cluster, options.clone()).await;
-        Env {
-            cluster,
-            ns,
-            sim: Some(sim),
-            api,
-            operator,
-            options,
-            previous_logs: vec![],
-        }
-    }
-
-    /// SIGKILLs the operator and starts a fresh one with the same options.
-    async fn restart_operator(&mut self) {
-        self.operator.kill();
-        self.previous_logs.push(self.operator.log_path().clone());
-        self.operator = Operator::start(self.cluster, self.options.clone()).await;
-    }
-
-    /// `kubectl -n <ns> args...`.
-    fn kubectl(&self, args: &[&str]) -> Output {
-        self.cluster.kubectl_in(&self.ns, args)
-    }
-
-    /// `kubectl`, failing the test unless it succeeds; returns stdout.
-    fn kubectl_ok(&self, args: &[&str]) -> String {
-        self.cluster.kubectl_ok_in(&self.ns, args)
-    }
-
-    /// `kubectl` without blocking the runtime (for `kubectl wait`, which blocks for long).
-    async fn kubectl_async(&self, args: &[&str]) -> Output {
-        let cluster = self.cluster;
-        let mut all: Vec<String> = vec!["-n".into(), self.ns.clone()];
-        all.extend(args.iter().map(|a| (*a).to_owned()));
-        tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = all.iter().map(String::as_str).collect();
-            cluster.kubectl(&args)
-        })
-        .await
-        .unwrap()
-    }
-
-    /// `kubectl apply -f` of a manifest given as text.
-    fn apply(&self, manifest: &str) {
-        self.cluster.apply_in(&self.ns, manifest);
-    }
-
-    /// The example application, pointed at this test's simulator and polling every `poll`.
-    fn apply_application(&self, poll: &str) {
-        self.apply(&support::fixture::example_application(
-            &self.api.endpoint,
-            poll,
-        ));
-    }
-
     fn apply_example(&self, name: &str) {
         self.kubectl_ok(&["apply", "-f", &format!("examples/{name}")]);
-    }
-
-    /// `kubectl get <what> -o json`, or None when it does not exist.
-    fn get(&self, what: &str) -> Option<Value> {
-        let out = self.kubectl(&["get", what, "-o", "json"]);
-        if out.status.success() {
-            return Some(serde_json::from_slice(&out.stdout).unwrap());
-        }
-        let error = text(&out);
-        assert!(error.contains("NotFound"), "kubectl get {what}: {error}");
-        None
-    }
-
-    /// Polls `check` every 100 ms until it returns Ok; fails with its last Err (the state seen)
-    /// after `timeout`.
-    async fn wait_for<T>(
-        &self,
-        what: &str,
-        timeout: Duration,
-        mut check: impl FnMut() -> Result<T, String>,
-    ) -> T {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match check() {
-                Ok(value) => return value,
-                Err(seen) if Instant::now() > deadline => {
-                    panic!("timed out after {timeout:?} waiting for {what}; last seen: {seen}")
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }
-
-    /// Like [`Env::wait_for`] for checks that must await (simulator stats, say).
-    async fn wait_async<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> T
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, String>>,
-    {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match check().await {
-                Ok(value) => return value,
-                Err(seen) if Instant::now() > deadline => {
-                    panic!("timed out after {timeout:?} waiting for {what}; last seen: {seen}")
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }
-
-    /// Waits until `what` (e.g. `acqpauth/x`) has condition `type_` with `status` and `reason`,
-    /// and returns the object.
-    async fn wait_condition(&self, what: &str, type_: &str, status: &str, reason: &str) -> Value {
-        let description = format!("{what} {type_}={status} ({reason})");
-        self.wait_for(&description, STEP, || {
-            let object = self.get(what).ok_or("not found")?;
-            match condition(&object, type_) {
-                Some(c) if c["status"] == status && c["reason"] == reason => Ok(object),
-                _ => Err(serde_json::to_string(&object["status"]).unwrap()),
-            }
-        })
-        .await
-    }
-
-    /// Events about `name` in the namespace, as `kubectl get events` lists them.
-    fn events(&self, name: &str) -> Vec<Value> {
-        let selector = format!("involvedObject.name={name}");
-        let list: Value = serde_json::from_str(&self.kubectl_ok(&[
-            "get",
-            "events",
-            "--field-selector",
-            &selector,
-            "-o",
-            "json",
-        ]))
-        .unwrap();
-        list["items"].as_array().unwrap().clone()
     }
 
     /// Fails if an Event about `name` was recorded more than once: Events mark transitions.
@@ -335,45 +170,6 @@ impl Env {
     }
 }
 
-impl Drop for Env {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        eprintln!("===== namespace {} =====", self.ns);
-        for what in ["dcapp,acqpauth,secret", "events"] {
-            let out = self.kubectl(&["get", what, "-o", "yaml"]);
-            eprintln!("----- kubectl get {what} -----\n{}", text(&out));
-        }
-        for path in &self.previous_logs {
-            let logs = std::fs::read_to_string(path).unwrap_or_default();
-            eprintln!(
-                "----- earlier operator {} -----\n{}",
-                path.display(),
-                tail(&logs, 150)
-            );
-        }
-        eprintln!(
-            "----- operator {} -----\n{}",
-            self.operator.log_path().display(),
-            tail(&self.operator.logs(), 300)
-        );
-        eprintln!("{}", self.cluster.logs_tail());
-    }
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
-    object["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
-}
-
 fn condition_types(object: &Value) -> Vec<String> {
     object["status"]["conditions"]
         .as_array()
@@ -408,7 +204,12 @@ fn timing(what: &str, elapsed: Duration) {
 /// never shows up in the operator's debug logs, in Events or in status.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn life_cycle_from_invitation_to_revocation() {
-    let mut env = Env::with_log("life-cycle", Some("debug")).await;
+    let options = OperatorOptions {
+        rust_log: Some("debug".into()),
+        ..Default::default()
+    };
+    let sim = sim_support::start(sim_support::config()).await;
+    let mut env = Env::with("life-cycle", sim, options).await;
     env.apply_application("5s");
     env.wait_condition("dcapp/demo", "Ready", "True", "Connected")
         .await;
@@ -866,8 +667,7 @@ stringData:
 "#,
     );
     let before = env.get("secret/acme-cashier-agent-token").unwrap();
-    env.previous_logs.push(env.operator.log_path().clone());
-    env.operator = Operator::start(env.cluster, env.options.clone()).await;
+    env.start_operator().await;
 
     let object = env
         .wait_condition("acqpauth/acme-cashier", "Stalled", "True", "SecretConflict")
@@ -887,6 +687,97 @@ stringData:
     env.kubectl_ok(&["delete", "acqpauth", "acme-cashier", "--timeout=60s"]);
     let kept = env.get("secret/acme-cashier-agent-token").unwrap();
     assert_eq!(kept["data"], before["data"]);
+}
+
+/// A Secret deleted by hand comes back with the Developer Center's token at once (its watch
+/// wakes the resource; no poll or resync is waited for), with a Warning Event, and without a new
+/// URL or a new token revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_deleted_by_hand_is_restored_promptly() {
+    let env = Env::new("secret-deleted").await;
+    env.api
+        .sim_ok(
+            &format!("/sim/apps/{DEMO}/notify-url"),
+            &json!({"url": env.operator.notify_url()}),
+        )
+        .await;
+    // A poll interval far beyond the test: only the Secret's watch can bring it back in time.
+    env.apply_application("10m");
+    env.wait_condition("dcapp/demo", "Ready", "True", "Connected")
+        .await;
+    env.apply_example("acme-cashier.yaml");
+    env.wait_url("acme-cashier").await;
+    let urls = env.url_count(ACME, "CashierPayment").await;
+    env.authorize(ACME).await;
+    let token = env.sim_token(ACME).await;
+    // The grant arrives by notification: no poll is waited for here either.
+    env.wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
+        .await;
+
+    let deleted = Instant::now();
+    env.kubectl_ok(&["delete", "secret", "acme-cashier-agent-token"]);
+    env.wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
+        .await;
+    timing("Secret deleted by hand to restored", deleted.elapsed());
+    let repaired = env
+        .wait_event_with("acme-cashier", "SecretRepaired", "deleted")
+        .await;
+    assert!(repaired.contains("acme-cashier-agent-token"), "{repaired}");
+    let object = env
+        .wait_condition("acqpauth/acme-cashier", "Ready", "True", "Authorized")
+        .await;
+    assert_eq!(
+        object["status"]["tokenRevision"], 1,
+        "a repair is no rotation"
+    );
+    assert_eq!(
+        env.url_count(ACME, "CashierPayment").await,
+        urls,
+        "no new URL"
+    );
+}
+
+/// A platform team rebuilds a cluster and applies the same YAML against the same Developer
+/// Center: the ACQP's grant is still Active there, so the new resource takes it over — the token
+/// Secret is written from the Developer Center's record, no URL is issued and no one is asked to
+/// authorize again. What a new cluster changes for the operator is that it has never seen the
+/// resource, its status or its Secret: here a namespace no operator has served and a fresh
+/// operator process for it, after the old cluster's operator is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_cluster_adopts_the_active_grant_without_a_url() {
+    let mut env = Env::new("old-cluster").await;
+    env.apply_application("5s");
+    env.apply_example("acme-cashier.yaml");
+    env.wait_url("acme-cashier").await;
+    env.authorize(ACME).await;
+    let token = env.sim_token(ACME).await;
+    env.wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
+        .await;
+    let urls = env.url_count(ACME, "CashierPayment").await;
+    env.operator.kill();
+    env.ns = support::namespace("new-cluster").await;
+    env.options.namespace = Some(env.ns.clone());
+    env.start_operator().await;
+    let applied = Instant::now();
+    env.apply_application("5s");
+    env.apply_example("acme-cashier.yaml");
+    let object = env
+        .wait_condition("acqpauth/acme-cashier", "Ready", "True", "Authorized")
+        .await;
+    timing("same YAML in a new cluster to Ready", applied.elapsed());
+    let status = &object["status"];
+    assert_eq!(status["phase"], "Active", "{status}");
+    assert!(status["authorizationUrl"].is_null(), "{status}");
+    assert_eq!(status["authorizedProducts"], json!(["CashierPayment"]));
+    env.wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
+        .await;
+    assert_eq!(
+        env.url_count(ACME, "CashierPayment").await,
+        urls,
+        "no new URL"
+    );
+    let reasons = reasons(&env.events("acme-cashier"));
+    assert!(!reasons.contains("UrlIssued"), "{reasons}");
 }
 
 /// Two AcqpAuthorizations of one application on the same ACQP: the newer is DuplicateAcqp (even

@@ -80,31 +80,33 @@ fn planned(resource: AcqpAuthorization, remote: RemoteView) -> Planned {
 /// Lets the operator act on `p` as if every action succeeded, until it has nothing left to do:
 /// the status it writes, the Secret it fills, the URL it gets.
 fn settle(mut p: Planned) -> Planned {
+    use acqp_operator::reconcile::{Action, Input, IssuedUrl, UrlAnswer};
     for _ in 0..3 {
-        let decision = decide(&p.input(now()));
-        let mut status = decision.status.clone();
-        for action in &decision.actions {
-            match action {
-                acqp_operator::reconcile::Action::IssueUrl { products, .. } => {
-                    let issued = acqp_operator::reconcile::IssuedUrl {
-                        url: "https://devcenter.example.com/consent/abc".into(),
-                        expires_at: now() + jiff::SignedDuration::from_hours(24),
-                        products: products.clone(),
-                    };
-                    acqp_operator::reconcile::record_url(&mut status, issued, now());
-                }
-                acqp_operator::reconcile::Action::WriteSecret(desired) => {
-                    p.secret = SecretView::Owned {
-                        data_fingerprint: Some(desired.fingerprint.clone()),
-                        labels: desired.labels.clone(),
-                        annotations: desired.annotations.clone(),
-                    };
-                }
-                acqp_operator::reconcile::Action::Event(_)
-                | acqp_operator::reconcile::Action::RefreshRemote => {}
+        let first = decide(&p.input(now()));
+        let asked = first.actions.iter().find_map(|a| match a {
+            Action::IssueUrl { products, .. } => Some(products.clone()),
+            _ => None,
+        });
+        let decision = match asked {
+            Some(products) => {
+                let answer = UrlAnswer::Issued(IssuedUrl {
+                    url: "https://devcenter.example.com/consent/abc".into(),
+                    expires_at: now() + jiff::SignedDuration::from_hours(24),
+                    products,
+                });
+                decide(&Input {
+                    answer: Some(answer),
+                    ..p.input(now())
+                })
+            }
+            None => first.clone(),
+        };
+        for action in &first.actions {
+            if let Action::WriteSecret(desired) = action {
+                p.secret = desired.written();
             }
         }
-        p.resource.status = Some(status);
+        p.resource.status = Some(decision.status);
     }
     p
 }

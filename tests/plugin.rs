@@ -15,57 +15,21 @@ use std::{
     time::{Duration, Instant},
 };
 
-use acqp_operator::simulator::RunningSimulator;
 use serde_json::{Value, json};
-use sim_support::{ACME, BETA, Caller, DEMO, GENERATE};
+use sim_support::{ACME, BETA, DEMO, GENERATE};
 use support::{
-    Cluster,
-    operator::{Operator, OperatorOptions},
+    env::{Env, STEP, condition},
     text,
 };
 
-const STEP: Duration = Duration::from_secs(60);
 const REINVITE: &str = "acqp-operator.io/reinvite-requested-at";
 
-struct Env {
-    cluster: &'static Cluster,
-    ns: String,
-    _sim: RunningSimulator,
-    api: Caller,
-    operator: Operator,
-    options: OperatorOptions,
-}
-
 impl Env {
-    async fn new(prefix: &str) -> Env {
-        let cluster = support::cluster().await;
-        let ns = support::namespace(prefix).await;
-        let sim = sim_support::start(sim_support::config()).await;
-        let api = Caller::new(&sim);
-        let options = OperatorOptions {
-            namespace: Some(ns.clone()),
-            ..Default::default()
-        };
-        let operator = Operator::start(cluster, options.clone()).await;
-        let env = Env {
-            cluster,
-            ns,
-            _sim: sim,
-            api,
-            operator,
-            options,
-        };
-        env.cluster.apply_in(
-            &env.ns,
-            &support::fixture::example_application(&env.api.endpoint, "10m"),
-        );
-        env.wait_for("dcapp/demo Ready", || {
-            let app = env.get("dcapp/demo");
-            (condition(&app, "Ready")["status"] == "True")
-                .then_some(())
-                .ok_or(app)
-        })
-        .await;
+    /// [`Env::new`] with the example application, polling every 10 minutes, Ready.
+    async fn with_ready_application(prefix: &str) -> Env {
+        let env = Env::new(prefix).await;
+        env.apply_application("10m");
+        env.wait_ready("dcapp/demo", "True", "Connected").await;
         env
     }
 
@@ -111,15 +75,6 @@ impl Env {
         stderr
     }
 
-    /// `kubectl -n <ns> args...`, failing unless it succeeds.
-    fn kubectl_ok(&self, args: &[&str]) -> String {
-        self.cluster.kubectl_ok_in(&self.ns, args)
-    }
-
-    fn get(&self, what: &str) -> Value {
-        serde_json::from_str(&self.kubectl_ok(&["get", what, "-o", "json"])).unwrap()
-    }
-
     fn apply_authorization(&self, name: &str, acqp: &str, acqp_name: &str) {
         self.cluster.apply_in(
             &self.ns,
@@ -131,29 +86,15 @@ impl Env {
         );
     }
 
-    async fn wait_for<T>(&self, what: &str, mut check: impl FnMut() -> Result<T, Value>) -> T {
-        let deadline = Instant::now() + STEP;
-        loop {
-            match check() {
-                Ok(value) => return value,
-                Err(seen) if Instant::now() > deadline => panic!(
-                    "timed out waiting for {what}; last seen: {seen}\n{}",
-                    self.operator.logs()
-                ),
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }
-
     /// Waits until acqpauth `name`'s status satisfies `check`; returns the object.
     async fn wait_status(&self, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
         let target = format!("acqpauth/{name}");
-        self.wait_for(&format!("{target}: {what}"), || {
-            let object = self.get(&target);
+        self.wait_for(&format!("{target}: {what}"), STEP, || {
+            let object = self.object(&target);
             if check(&object["status"]) {
                 Ok(object)
             } else {
-                Err(object["status"].clone())
+                Err(object["status"].to_string())
             }
         })
         .await
@@ -171,13 +112,6 @@ impl Env {
     }
 }
 
-fn condition<'a>(object: &'a Value, type_: &str) -> &'a Value {
-    object["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == type_))
-        .unwrap_or(&Value::Null)
-}
-
 fn names(list: &str) -> Vec<String> {
     list.lines()
         .skip(1)
@@ -188,7 +122,7 @@ fn names(list: &str) -> Vec<String> {
 /// Every subcommand on two ACQPs through invitation, re-invitation, grant and revocation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_subcommand_prints_what_the_console_shows() {
-    let env = Env::new("plugin").await;
+    let env = Env::with_ready_application("plugin").await;
     env.apply_authorization("acme", ACME, "Acme Acquiring");
     env.apply_authorization("beta", BETA, "Beta Pay");
     for name in ["acme", "beta"] {
@@ -248,7 +182,7 @@ async fn every_subcommand_prints_what_the_console_shows() {
     );
 
     // url: the URL and nothing else.
-    let url = env.get("acqpauth/acme")["status"]["authorizationUrl"]
+    let url = env.object("acqpauth/acme")["status"]["authorizationUrl"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -394,7 +328,7 @@ async fn every_subcommand_prints_what_the_console_shows() {
 /// Developer Center issued the URL and before the status recorded it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reinvite_survives_an_operator_sigkill_with_one_url() {
-    let mut env = Env::new("plugin-kill").await;
+    let mut env = Env::with_ready_application("plugin-kill").await;
     env.apply_authorization("acme", ACME, "Acme Acquiring");
     let first = env
         .wait_status("acme", "a URL", |s| s["authorizationUrl"].is_string())
@@ -420,7 +354,7 @@ async fn a_reinvite_survives_an_operator_sigkill_with_one_url() {
     }
     env.operator.kill();
     env.sim("/sim/faults", json!({})).await;
-    env.operator = Operator::start(env.cluster, env.options.clone()).await;
+    env.start_operator().await;
     let reinvited = env
         .wait_status("acme", "the reinvite handled", |s| {
             s["lastHandledReinviteAt"] == value
@@ -442,7 +376,7 @@ async fn a_reinvite_survives_an_operator_sigkill_with_one_url() {
 /// do; removing the pause acts on what waited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_and_malformed_annotations_are_conditions() {
-    let env = Env::new("plugin-pause").await;
+    let env = Env::with_ready_application("plugin-pause").await;
     env.apply_authorization("beta", BETA, "Beta Pay");
     let first = env
         .wait_status("beta", "a URL", |s| s["authorizationUrl"].is_string())
@@ -479,7 +413,7 @@ async fn pause_and_malformed_annotations_are_conditions() {
         resumed["status"]["authorizationUrl"],
         first["status"]["authorizationUrl"]
     );
-    assert!(condition(&resumed, "Paused").is_null());
+    assert!(condition(&resumed, "Paused").is_none());
 
     env.kubectl_ok(&[
         "annotate",
@@ -494,7 +428,7 @@ async fn pause_and_malformed_annotations_are_conditions() {
                 .is_some_and(|cs| cs.iter().any(|c| c["type"] == "MalformedAnnotation"))
         })
         .await;
-    let message = condition(&malformed, "MalformedAnnotation")["message"]
+    let message = condition(&malformed, "MalformedAnnotation").unwrap()["message"]
         .as_str()
         .unwrap();
     assert!(
@@ -507,7 +441,7 @@ async fn pause_and_malformed_annotations_are_conditions() {
 /// same ACQP (no SecretConflict), which takes over the existing Active grant without a URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_released_secret_and_an_active_grant_are_adopted() {
-    let env = Env::new("plugin-adopt").await;
+    let env = Env::with_ready_application("plugin-adopt").await;
     let manifest = |name: &str| {
         format!(
             "apiVersion: acqp-operator.io/v1alpha1\nkind: AcqpAuthorization\nmetadata:\n  \
@@ -528,7 +462,7 @@ async fn a_released_secret_and_an_active_grant_are_adopted() {
     env.wait_status("old", "Active", |s| s["phase"] == "Active")
         .await;
     env.kubectl_ok(&["delete", "acqpauth", "old", "--wait=true"]);
-    let released = env.get("secret/acme-token");
+    let released = env.object("secret/acme-token");
     assert!(
         released["metadata"]["ownerReferences"].is_null(),
         "{released}"
@@ -539,7 +473,7 @@ async fn a_released_secret_and_an_active_grant_are_adopted() {
     let adopted = env
         .wait_status("new", "Active", |s| s["phase"] == "Active")
         .await;
-    let secret = env.get("secret/acme-token");
+    let secret = env.object("secret/acme-token");
     assert_eq!(
         secret["metadata"]["ownerReferences"][0]["uid"], adopted["metadata"]["uid"],
         "the new resource owns the Secret"

@@ -38,10 +38,10 @@ use axum::{
 };
 use base64::Engine as _;
 use serde_json::{Value, json};
-use sim_support::{ACME, Caller, DEMO, pem};
+use sim_support::{ACME, DEMO, pem};
 use support::{
-    Cluster,
-    operator::{Operator, OperatorOptions},
+    env::{Env, condition},
+    operator::OperatorOptions,
 };
 
 /// How long a step may take before the test fails; generous for a loaded 2-core machine.
@@ -54,76 +54,21 @@ const HOSTILE: &str = "SANDBOX_HOSTILE_TENANT";
 const HOSTILE_ACQP: &str = "1022188000000000009";
 const HOSTILE_TOKEN: &str = "token-granted-before-the-endpoint-turned";
 
-/// A namespace, the simulator and an operator acting only in that namespace.
-struct Env {
-    cluster: &'static Cluster,
-    ns: String,
-    api: Caller,
-    operator: Operator,
-    _sim: acqp_operator::simulator::RunningSimulator,
-}
-
 impl Env {
-    async fn new(prefix: &str, extra_args: &[&str]) -> Env {
-        let cluster = support::cluster().await;
-        let ns = support::namespace(prefix).await;
+    /// [`Env::new`], with `extra_args` for the operator.
+    async fn with_args(prefix: &str, extra_args: &[&str]) -> Env {
         let sim = sim_support::start(sim_support::config()).await;
-        let api = Caller::new(&sim);
         let options = OperatorOptions {
-            namespace: Some(ns.clone()),
             extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             ..Default::default()
         };
-        let operator = Operator::start(cluster, options).await;
-        Env {
-            cluster,
-            ns,
-            api,
-            operator,
-            _sim: sim,
-        }
-    }
-
-    fn apply(&self, manifest: &str) {
-        self.cluster.apply_in(&self.ns, manifest);
-    }
-
-    fn get(&self, what: &str) -> Option<Value> {
-        let out = self
-            .cluster
-            .kubectl_in(&self.ns, &["get", what, "-o", "json"]);
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).unwrap())
+        let mut env = Env::with(prefix, sim, options).await;
+        env.step = STEP;
+        env
     }
 
     fn ready(&self, what: &str) -> Option<Value> {
-        let object = self.get(what)?;
-        object["status"]["conditions"]
-            .as_array()?
-            .iter()
-            .find(|c| c["type"] == "Ready")
-            .cloned()
-    }
-
-    /// Waits until `what`'s Ready condition has `status` and `reason`; returns it.
-    async fn wait_ready(&self, what: &str, status: &str, reason: &str) -> Value {
-        let deadline = Instant::now() + STEP;
-        loop {
-            let ready = self.ready(what);
-            if let Some(ready) = &ready
-                && ready["status"] == status
-                && ready["reason"] == reason
-            {
-                return ready.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what} never became Ready={status} ({reason}); last: {ready:?}\n{}",
-                self.operator.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        condition(&self.get(what)?, "Ready").cloned()
     }
 
     /// The token in Secret `name` under `agentToken`, if any.
@@ -142,7 +87,7 @@ impl Env {
     }
 
     /// Application `name` for `client_id` at `endpoint`, with the demo credentials.
-    fn apply_application(&self, name: &str, client_id: &str, endpoint: &str) {
+    fn apply_application_at(&self, name: &str, client_id: &str, endpoint: &str) {
         self.apply(&format!(
             "apiVersion: acqp-operator.io/v1alpha1\nkind: DeveloperCenterApplication\n\
              metadata: {{name: {name}}}\nspec:\n  environment: Sandbox\n  endpoint: \
@@ -273,7 +218,7 @@ async fn two_tenants(env: &Env, hostile_endpoint: &str) {
         &env.api.endpoint,
         "1s",
     ));
-    env.apply_application("hostile", HOSTILE, hostile_endpoint);
+    env.apply_application_at("hostile", HOSTILE, hostile_endpoint);
     env.apply_authorization("granted-elsewhere", "hostile", HOSTILE_ACQP);
     env.apply_authorization("acme", "demo", ACME);
 }
@@ -287,7 +232,7 @@ async fn two_tenants(env: &Env, hostile_endpoint: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hostile_endpoint_paging_at_full_speed_harms_only_its_own_application() {
     let (tenant, endpoint) = TenantDevCenter::start().await;
-    let env = Env::new("hostile-paging", &[]).await;
+    let env = Env::with_args("hostile-paging", &[]).await;
     two_tenants(&env, &endpoint).await;
     env.wait_ready("acqpauth/granted-elsewhere", "True", "Authorized")
         .await;
@@ -385,7 +330,7 @@ async fn counting_listener() -> (u16, Arc<AtomicU64>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applications_cannot_point_the_operator_at_internal_addresses() {
     let (port, reached) = counting_listener().await;
-    let env = Env::new("ssrf", &["--endpoint-allowlist=192.0.2.1"]).await;
+    let env = Env::with_args("ssrf", &["--endpoint-allowlist=192.0.2.1"]).await;
     env.apply(&support::fixture::example_application(
         &env.api.endpoint,
         "1s",
@@ -396,7 +341,7 @@ async fn applications_cannot_point_the_operator_at_internal_addresses() {
         ("metadata", "http://169.254.169.254".to_owned()),
     ];
     for (name, endpoint) in &endpoints {
-        env.apply_application(name, HOSTILE, endpoint);
+        env.apply_application_at(name, HOSTILE, endpoint);
     }
     for (name, endpoint) in &endpoints {
         let ready = env
@@ -440,12 +385,12 @@ async fn a_redirecting_endpoint_gets_nothing_forwarded() {
         }
     });
     tokio::spawn(async move { axum::serve(redirecting, app).await });
-    let env = Env::new("redirect", &[]).await;
+    let env = Env::with_args("redirect", &[]).await;
     env.apply(&support::fixture::example_application(
         &env.api.endpoint,
         "1s",
     ));
-    env.apply_application("redirecting", HOSTILE, &endpoint);
+    env.apply_application_at("redirecting", HOSTILE, &endpoint);
     let ready = env
         .wait_ready("dcapp/redirecting", "False", "DevCenterUnavailable")
         .await;
@@ -467,7 +412,7 @@ async fn a_redirecting_endpoint_gets_nothing_forwarded() {
 /// unauthenticated notification gets the same status and body, byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_notifications_all_get_one_answer() {
-    let env = Env::new("notify-refusals", &[]).await;
+    let env = Env::with_args("notify-refusals", &[]).await;
     env.apply(&support::fixture::example_application(
         &env.api.endpoint,
         "1s",
@@ -510,7 +455,7 @@ async fn unauthenticated_notifications_all_get_one_answer() {
 async fn one_operator_serves_exactly_the_namespaces_it_is_given() {
     let team_b = support::namespace("tenancy-team-b").await;
     let outside = support::namespace("tenancy-outside").await;
-    let env = Env::new("tenancy-team-a", &[&format!("--namespace={team_b}")]).await;
+    let env = Env::with_args("tenancy-team-a", &[&format!("--namespace={team_b}")]).await;
     let application = support::fixture::example_application(&env.api.endpoint, "1s");
     for ns in [&env.ns, &team_b, &outside] {
         env.cluster.apply_in(ns, &application);

@@ -4,6 +4,7 @@
 //! panic. With `--cluster` it also looks up applications and rival claims on the real control
 //! plane.
 
+mod sim_support;
 mod support;
 
 use std::io::Write as _;

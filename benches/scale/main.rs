@@ -57,6 +57,10 @@ pub struct Settings {
     pub polling_samples: usize,
     /// Where to write the report (full runs only): `ACQP_BENCH_REPORT`, default BENCHMARKS.md.
     pub report: Option<PathBuf>,
+    /// The static musl binary the image ships (`ACQP_BENCH_MUSL_BINARY`, which `make bench`
+    /// builds): one more pass at the largest N measures its memory and CPU next to the glibc
+    /// build's.
+    pub musl_binary: Option<PathBuf>,
 }
 
 impl Settings {
@@ -93,6 +97,7 @@ impl Settings {
                 std::env::var_os("ACQP_BENCH_REPORT")
                     .map_or_else(|| harness::repo_root().join("BENCHMARKS.md"), PathBuf::from),
             ),
+            musl_binary: std::env::var_os("ACQP_BENCH_MUSL_BINARY").map(PathBuf::from),
         }
     }
 
@@ -109,6 +114,7 @@ impl Settings {
             notify_samples: 5,
             polling_samples: 3,
             report: None,
+            musl_binary: None,
         }
     }
 }
@@ -137,8 +143,28 @@ pub struct Floor {
     pub requests: Requests,
 }
 
+/// Which build of the operator a pass ran.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Build {
+    /// `cargo bench`'s own release build (glibc, dynamically linked).
+    #[default]
+    Glibc,
+    /// The static musl binary of the container image.
+    Musl,
+}
+
+/// One operator pass: N resources, optionally among unrelated Secrets, with one build.
+#[derive(Clone, Copy, Debug)]
+struct Pass {
+    n: usize,
+    unrelated: usize,
+    steady_intervals: u32,
+    build: Build,
+}
+
 #[derive(Debug, Default)]
 pub struct OperatorRun {
+    pub build: Build,
     pub unrelated_secrets: usize,
     pub apply_seconds: f64,
     /// `None`: not all Ready with Secrets before the timeout.
@@ -236,7 +262,13 @@ async fn run(settings: &Settings) -> (Vec<ScaleResult>, Latency) {
         eprintln!("bench: N = {n}: floor");
         let floor = floor(&bench, n).await;
         eprintln!("bench: N = {n}: operator");
-        let operator = operator_pass(&bench, n, 0, settings.steady_intervals).await;
+        let pass = Pass {
+            n,
+            unrelated: 0,
+            steady_intervals: settings.steady_intervals,
+            build: Build::Glibc,
+        };
+        let operator = operator_pass(&bench, pass).await;
         scale.push(ScaleResult {
             n,
             floor: Some(floor),
@@ -249,7 +281,30 @@ async fn run(settings: &Settings) -> (Vec<ScaleResult>, Latency) {
             "bench: N = {n} with {} unrelated Secrets",
             settings.unrelated_secrets
         );
-        let operator = operator_pass(&bench, n, settings.unrelated_secrets, 0).await;
+        let pass = Pass {
+            n,
+            unrelated: settings.unrelated_secrets,
+            steady_intervals: 0,
+            build: Build::Glibc,
+        };
+        let operator = operator_pass(&bench, pass).await;
+        scale.push(ScaleResult {
+            n,
+            floor: None,
+            operator,
+        });
+    }
+    if settings.musl_binary.is_some()
+        && let Some(&n) = settings.sizes.iter().max()
+    {
+        eprintln!("bench: N = {n} with the image's static musl binary");
+        let pass = Pass {
+            n,
+            unrelated: 0,
+            steady_intervals: 0,
+            build: Build::Musl,
+        };
+        let operator = operator_pass(&bench, pass).await;
         scale.push(ScaleResult {
             n,
             floor: None,
@@ -356,17 +411,22 @@ async fn create_namespace(client: &Client, name: &str) {
 
 /// Starts a fresh operator for a fresh namespace, applies N at once and waits until all are
 /// Ready with Secrets; then counts `steady_intervals` poll intervals of steady state.
-async fn operator_pass(
-    bench: &Bench,
-    n: usize,
-    unrelated: usize,
-    steady_intervals: u32,
-) -> OperatorRun {
+async fn operator_pass(bench: &Bench, pass: Pass) -> OperatorRun {
+    let Pass {
+        n,
+        unrelated,
+        steady_intervals,
+        build,
+    } = pass;
     let settings = &bench.settings;
-    let namespace = if unrelated > 0 {
-        format!("op-{n}-unrelated")
-    } else {
-        format!("op-{n}")
+    let namespace = match (unrelated, build) {
+        (0, Build::Glibc) => format!("op-{n}"),
+        (_, Build::Glibc) => format!("op-{n}-unrelated"),
+        (_, Build::Musl) => format!("op-{n}-musl"),
+    };
+    let binary = match build {
+        Build::Glibc => &bench.binary,
+        Build::Musl => settings.musl_binary.as_ref().expect("a musl binary"),
     };
     bench.simulator.reset().await;
     harness::prepare_namespace(
@@ -379,13 +439,7 @@ async fn operator_pass(
     if unrelated > 0 {
         create_unrelated_secrets(bench, &namespace, unrelated).await;
     }
-    let operator = Operator::start(
-        &bench.binary,
-        &bench.plane,
-        &namespace,
-        &settings.operator_args,
-    )
-    .await;
+    let operator = Operator::start(binary, &bench.plane, &namespace, &settings.operator_args).await;
     bench
         .simulator
         .set_notify_url(Some(&operator.notify_url))
@@ -427,6 +481,7 @@ async fn operator_pass(
         None
     };
     OperatorRun {
+        build,
         unrelated_secrets: unrelated,
         apply_seconds,
         converged_seconds,

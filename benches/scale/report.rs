@@ -4,7 +4,7 @@
 use std::{fmt::Write as _, path::Path, process::Command, time::Duration};
 
 use crate::{
-    Latency, ScaleResult, Settings,
+    Build, Latency, ScaleResult, Settings,
     observe::{self, OUR_RESOURCES, Requests},
 };
 
@@ -94,9 +94,7 @@ fn convergence(w: &mut String, scale: &[ScaleResult]) {
     for r in scale.iter().filter(|r| r.floor.is_some()) {
         let floor = r.floor.as_ref().unwrap();
         let op = &r.operator;
-        let per = |requests: &Requests| {
-            observe::total(requests, |_, res| OUR_RESOURCES.contains(&res)) / r.n as f64
-        };
+        let per = |requests: &Requests| per_resource(r, requests);
         let _ = writeln!(
             w,
             "| {} | {:.1} | {:.1} | {} | {} | {:.1} | {:.1} | {:.1} |",
@@ -211,19 +209,21 @@ fn resources(w: &mut String, scale: &[ScaleResult]) {
         w,
         "Peak RSS is `VmHWM`, CPU is user + system time, both from `/proc/<pid>`; each pass is a \
          fresh operator process. Unrelated Secrets are unlabelled Secrets of about 1 KiB in the \
-         operator's own namespace, created before it starts.\n"
+         operator's own namespace, created before it starts. The glibc build is `cargo bench`'s \
+         release build; the musl build is the static binary the container image ships.\n"
     );
     let _ = writeln!(
         w,
-        "| N | unrelated Secrets | peak RSS at convergence (MiB) | peak RSS at end (MiB) | CPU to converge (s) | CPU total (s) |"
+        "| N | build | unrelated Secrets | peak RSS at convergence (MiB) | peak RSS at end (MiB) | CPU to converge (s) | CPU total (s) |"
     );
-    let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(w, "|---:|---|---:|---:|---:|---:|---:|");
     for r in scale {
         let op = &r.operator;
         let _ = writeln!(
             w,
-            "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
             r.n,
+            build_name(op.build),
             op.unrelated_secrets,
             op.at_convergence.peak_rss_mib,
             op.at_end.peak_rss_mib,
@@ -234,27 +234,57 @@ fn resources(w: &mut String, scale: &[ScaleResult]) {
     let _ = writeln!(w);
 }
 
+fn build_name(build: Build) -> &'static str {
+    match build {
+        Build::Glibc => "glibc",
+        Build::Musl => "musl (image)",
+    }
+}
+
+/// API-server requests on our resources per resource while converging.
+fn per_resource(r: &ScaleResult, requests: &Requests) -> f64 {
+    observe::total(requests, |_, res| OUR_RESOURCES.contains(&res)) / r.n as f64
+}
+
 fn targets(w: &mut String, scale: &[ScaleResult], latency: &Latency) {
     let _ = writeln!(w, "## Targets\n");
     let _ = writeln!(w, "| target | figure | |");
     let _ = writeln!(w, "|---|---|---|");
     let mark = |ok: bool| if ok { "met" } else { "**missed**" };
     let plain = |n: usize| scale.iter().find(|r| r.n == n && r.floor.is_some());
-    match plain(1000).and_then(|r| Some((r.operator.converged_seconds?, r.floor.as_ref()?))) {
-        Some((op, floor)) => {
-            let ratio = op / floor.total_seconds;
-            let _ = writeln!(
-                w,
-                "| convergence ≤ 1.5× the floor at N = 1,000 | {ratio:.2}× ({op:.1} s vs {:.1} s) | {} |",
-                floor.total_seconds,
-                mark(ratio <= 1.5)
-            );
+    for r in scale.iter().filter(|r| r.floor.is_some()) {
+        let floor = r.floor.as_ref().unwrap();
+        let (ours, floors) = (
+            per_resource(r, &r.operator.requests),
+            per_resource(r, &floor.requests),
+        );
+        let _ = writeln!(
+            w,
+            "| API requests per resource while converging ≤ 6 at N = {} | {ours:.1} (floor {floors:.1}) | {} |",
+            r.n,
+            mark(ours <= 6.0)
+        );
+        if r.n < 1000 {
+            continue;
         }
-        None => {
-            let _ = writeln!(
-                w,
-                "| convergence ≤ 1.5× the floor at N = 1,000 | not measured | |"
-            );
+        match r.operator.converged_seconds {
+            Some(op) => {
+                let ratio = op / floor.total_seconds;
+                let _ = writeln!(
+                    w,
+                    "| convergence ≤ 2× the floor at N = {} | {ratio:.2}× ({op:.1} s vs {:.1} s) | {} |",
+                    r.n,
+                    floor.total_seconds,
+                    mark(ratio <= 2.0)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    w,
+                    "| convergence ≤ 2× the floor at N = {} | not converged | **missed** |",
+                    r.n
+                );
+            }
         }
     }
     for r in scale.iter().filter(|r| r.floor.is_some()) {
@@ -284,23 +314,33 @@ fn targets(w: &mut String, scale: &[ScaleResult], latency: &Latency) {
     let p99 = observe::percentile(&latency.notified, 99.0);
     let _ = writeln!(
         w,
-        "| grant → Secret p99 < 1 s with notifications | {p99:.3} s | {} |",
-        mark(p99 < 1.0)
+        "| grant → Secret p99 < 100 ms with notifications | {:.0} ms | {} |",
+        p99 * 1000.0,
+        mark(p99 < 0.1)
     );
-    match plain(10_000) {
-        Some(r) => {
-            let rss = r.operator.at_end.peak_rss_mib;
-            let _ = writeln!(
-                w,
-                "| peak RSS < 100 MiB at N = 10,000 | {rss:.1} MiB | {} |",
-                mark(rss < 100.0)
-            );
-        }
-        None => {
-            let _ = writeln!(w, "| peak RSS < 100 MiB at N = 10,000 | not measured | |");
+    for build in [Build::Glibc, Build::Musl] {
+        let at_10k = scale.iter().find(|r| {
+            r.n == 10_000 && r.operator.build == build && r.operator.unrelated_secrets == 0
+        });
+        let name = build_name(build);
+        match at_10k {
+            Some(r) => {
+                let rss = r.operator.at_end.peak_rss_mib;
+                let _ = writeln!(
+                    w,
+                    "| peak RSS < 100 MiB at N = 10,000, {name} | {rss:.1} MiB | {} |",
+                    mark(rss < 100.0)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    w,
+                    "| peak RSS < 100 MiB at N = 10,000, {name} | not measured | |"
+                );
+            }
         }
     }
-    if let Some(with) = scale.iter().find(|r| r.floor.is_none())
+    if let Some(with) = scale.iter().find(|r| r.operator.unrelated_secrets > 0)
         && let Some(without) = plain(with.n)
     {
         let (a, b) = (

@@ -4,6 +4,7 @@ use super::{Notifications, Product, duration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// The connection to one TSP application of the Alipay+ Developer Center, shared by many
 /// AcqpAuthorizations (like cert-manager's Issuer).
@@ -119,8 +120,20 @@ pub struct DeveloperCenterApplicationStatus {
     pub last_sync_time: Option<Time>,
 }
 
+/// How often an application is polled when its spec names no interval, and what a resource
+/// waits when neither it nor its application names one.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
+
 fn default_poll_interval() -> String {
-    "60s".into()
+    format!("{}s", DEFAULT_POLL_INTERVAL.as_secs())
+}
+
+impl DeveloperCenterApplicationSpec {
+    /// `pollInterval` as a duration ([`DEFAULT_POLL_INTERVAL`] if it does not parse, which
+    /// admission prevents).
+    pub fn parsed_poll_interval(&self) -> Duration {
+        duration::parse(&self.poll_interval).unwrap_or(DEFAULT_POLL_INTERVAL)
+    }
 }
 
 fn default_private_key_key() -> String {

@@ -37,6 +37,34 @@ impl Product {
             Product::MerchantPresentedModePayment => "MerchantPresentedModePayment",
         }
     }
+
+    /// The name the Developer Center console shows.
+    pub fn console_name(self) -> &'static str {
+        match self {
+            Product::CashierPayment => "Cashier Payment",
+            Product::AutoDebit => "Auto Debit",
+            Product::UserPresentedModePayment => "User-presented Mode Payment",
+            Product::MerchantPresentedModePayment => "Merchant-presented Mode Payment",
+        }
+    }
+
+    /// `products` for people and logs: their wire spellings, comma-separated.
+    pub fn join(products: &[Product]) -> String {
+        Self::join_with(products, Product::as_str)
+    }
+
+    /// `products` as the console names them, comma-separated.
+    pub fn join_console_names(products: &[Product]) -> String {
+        Self::join_with(products, Product::console_name)
+    }
+
+    fn join_with(products: &[Product], name: fn(Product) -> &'static str) -> String {
+        products
+            .iter()
+            .map(|p| name(*p))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 impl fmt::Display for Product {

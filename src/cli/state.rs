@@ -4,16 +4,17 @@
 
 use super::cluster::{connect, unreachable};
 use super::documents::Document;
-use crate::api::{
-    AcqpAuthorization, AcqpAuthorizationStatus, DeveloperCenterApplication, Product, duration,
-};
+use crate::api::{AcqpAuthorization, DeveloperCenterApplication};
 use crate::devcenter::{
     AuthorizationFilter, ClientConfig, DevCenterClient,
     signing::{SigningKey, VerifyingKey},
-    wire::Role,
+    wire::AuthorizationRecord,
 };
 use crate::reconcile::{
-    ApplicationView, Claim, Input, RemoteAuthorization, RemoteView, outcome, secret::SecretView,
+    ApplicationView, Claim, Input, RemoteView,
+    application::{ApplicationFacts, Readiness},
+    observe::{self, Found, FoundApplication, FoundRemote, FoundSecret},
+    secret::SecretView,
 };
 use anyhow::{Context as _, anyhow};
 use jiff::Timestamp;
@@ -23,9 +24,6 @@ use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
-
-/// Poll interval when neither the resource nor its application names one (as the operator).
-const DEFAULT_POLL: Duration = Duration::from_secs(60);
 
 /// Everything the decision needs for one resource, owned.
 #[derive(Clone, Debug)]
@@ -47,6 +45,29 @@ pub struct Planned {
 }
 
 impl Planned {
+    /// What the decision takes from `found` for `resource`, with what the plan assumed.
+    fn new(resource: AcqpAuthorization, found: &Found<'_>, notes: Vec<String>) -> Self {
+        // The input's time is set by [`Planned::input`]: gathering does not depend on it.
+        let input = observe::input(&resource, found, Timestamp::UNIX_EPOCH);
+        let Input {
+            application,
+            remote,
+            secret,
+            rivals,
+            poll_interval,
+            ..
+        } = input;
+        Planned {
+            resource,
+            application,
+            remote,
+            secret,
+            rivals,
+            poll_interval,
+            notes,
+        }
+    }
+
     /// The decision's input at `now`.
     pub fn input(&self, now: Timestamp) -> Input<'_> {
         Input {
@@ -57,6 +78,7 @@ impl Planned {
             rivals: self.rivals.clone(),
             poll_interval: self.poll_interval,
             now,
+            answer: None,
         }
     }
 }
@@ -144,28 +166,28 @@ pub async fn from_cluster(desired: &Desired, client: &Client) -> anyhow::Result<
         let app = live_app
             .as_ref()
             .or_else(|| desired.application(&ns, app_name));
-        let application = match app {
-            None => ApplicationView::NotFound,
-            Some(app) => application_from_status(app, &mut notes),
-        };
+        if let Some(app) = app.filter(|a| observe::never_checked(a)) {
+            notes.push(format!(
+                "application {} has no status yet (no operator has checked it): planned as \
+                 Ready with every product integrated",
+                app.metadata.name.as_deref().unwrap_or_default()
+            ));
+        }
         let secret = Api::<Secret>::namespaced(client.clone(), &ns)
             .get_metadata_opt(&resource.token_secret_name())
             .await
-            .map_err(|e| unreachable(&e))?
-            .map_or(SecretView::Missing, |s| {
-                outcome::secret_view_from_metadata(&resource, &s.metadata)
-            });
-        let mut others: Vec<&AcqpAuthorization> = listed[&ns].iter().collect();
-        others.extend(&desired.authorizations);
-        planned.push(Planned {
-            remote: remote_from_status(resource.status.as_ref()),
-            rivals: rivals(&resource, &others),
-            poll_interval: poll_interval(&resource, app),
-            application,
-            secret,
-            notes,
-            resource,
-        });
+            .map_err(|e| unreachable(&e))?;
+        let mut candidates: Vec<&AcqpAuthorization> = listed[&ns].iter().collect();
+        candidates.extend(&desired.authorizations);
+        let found = Found {
+            application: app.map_or(FoundApplication::Missing, FoundApplication::Reported),
+            remote: FoundRemote::Reported,
+            secret: secret
+                .as_ref()
+                .map_or(FoundSecret::Missing, |s| FoundSecret::Metadata(&s.metadata)),
+            candidates,
+        };
+        planned.push(Planned::new(resource, &found, notes));
     }
     Ok(planned)
 }
@@ -178,22 +200,20 @@ pub async fn from_devcenter(
     desired: &Desired,
     credentials: Option<&Path>,
 ) -> anyhow::Result<Vec<Planned>> {
-    let mut seen: BTreeMap<(String, String), (ApplicationView, BTreeMap<String, RemoteView>)> =
-        BTreeMap::new();
+    let mut seen: BTreeMap<(String, String), Answered> = BTreeMap::new();
     let mut planned = Vec::new();
     for resource in &desired.authorizations {
         let ns = resource.metadata.namespace.clone().unwrap_or_default();
         let app_name = resource.spec.application_ref.name.clone();
-        let app = desired.application(&ns, &app_name);
+        let Some(app) = desired.application(&ns, &app_name) else {
+            return Err(anyhow!(
+                "AcqpAuthorization {ns}/{}: application {app_name} is not in the files; \
+                 --from-devcenter needs its endpoint and clientId",
+                resource.metadata.name.as_deref().unwrap_or_default()
+            ));
+        };
         let key = (ns.clone(), app_name.clone());
         if !seen.contains_key(&key) {
-            let Some(app) = app else {
-                return Err(anyhow!(
-                    "AcqpAuthorization {ns}/{}: application {app_name} is not in the files; \
-                     --from-devcenter needs its endpoint and clientId",
-                    resource.metadata.name.as_deref().unwrap_or_default()
-                ));
-            };
             let ids = desired
                 .authorizations
                 .iter()
@@ -206,22 +226,28 @@ pub async fn from_devcenter(
                 ask_devcenter(app, desired, credentials, ids).await?,
             );
         }
-        let (application, remote) = &seen[&key];
-        let others: Vec<&AcqpAuthorization> = desired.authorizations.iter().collect();
-        planned.push(Planned {
-            resource: resource.clone(),
-            application: application.clone(),
-            remote: remote
-                .get(&resource.spec.acqp.id)
-                .cloned()
-                .unwrap_or(RemoteView::Absent),
-            secret: SecretView::Missing,
-            rivals: rivals(resource, &others),
-            poll_interval: poll_interval(resource, app),
-            notes: vec![],
-        });
+        let answered = &seen[&key];
+        let record = answered.records.get(&resource.spec.acqp.id);
+        let found = Found {
+            application: FoundApplication::Checked {
+                readiness: &answered.facts.readiness,
+                integrated_products: &answered.facts.integrated_products,
+                poll_interval: app.spec.parsed_poll_interval(),
+            },
+            remote: FoundRemote::Listed(record),
+            secret: FoundSecret::Missing,
+            candidates: desired.authorizations.iter().collect(),
+        };
+        planned.push(Planned::new(resource.clone(), &found, vec![]));
     }
     Ok(planned)
+}
+
+/// What the Developer Center said about one application: who the credentials are, and the
+/// records of the ACQPs asked about.
+struct Answered {
+    facts: ApplicationFacts,
+    records: BTreeMap<String, AuthorizationRecord>,
 }
 
 /// The spec from the files on the cluster's object: its uid, creation time and status, and a
@@ -253,101 +279,14 @@ fn merge(
     resource
 }
 
-/// What the application's status tells (the operator's view of it, as it last reported).
-fn application_from_status(
-    app: &DeveloperCenterApplication,
-    notes: &mut Vec<String>,
-) -> ApplicationView {
-    let status = app.status.clone().unwrap_or_default();
-    match status.conditions.iter().find(|c| c.type_ == "Ready") {
-        Some(ready) if ready.status == "True" => ApplicationView::Ready {
-            integrated_products: status.integrated_products,
-        },
-        Some(ready) if ready.reason == "PermissionDenied" => ApplicationView::PermissionDenied,
-        Some(ready) => ApplicationView::NotReady {
-            reason: ready.reason.clone(),
-            message: ready.message.clone(),
-        },
-        None => {
-            notes.push(format!(
-                "application {} has no status yet (no operator has checked it): planned as \
-                 Ready with every product integrated",
-                app.metadata.name.as_deref().unwrap_or_default()
-            ));
-            ApplicationView::Ready {
-                integrated_products: Product::ALL.to_vec(),
-            }
-        }
-    }
-}
-
-/// The Developer Center's record as the resource's status last reported it.
-fn remote_from_status(status: Option<&AcqpAuthorizationStatus>) -> RemoteView {
-    let Some(status) = status else {
-        return RemoteView::Absent;
-    };
-    match status.acqp_status {
-        None => RemoteView::Absent,
-        Some(acqp_status) => RemoteView::Present(RemoteAuthorization {
-            status: acqp_status,
-            products: status.authorized_products.clone(),
-            token_fingerprint: status.token_fingerprint.clone().unwrap_or_default(),
-            update_time: status
-                .last_checked_time
-                .as_ref()
-                .or(status.token_rotated_at.as_ref())
-                .map_or(Timestamp::UNIX_EPOCH, |t| t.0),
-        }),
-    }
-}
-
-/// The other resources claiming the same ACQP of the same application.
-fn rivals(resource: &AcqpAuthorization, others: &[&AcqpAuthorization]) -> Vec<Claim> {
-    let mut claims: Vec<Claim> = others
-        .iter()
-        .filter(|o| {
-            o.metadata.namespace == resource.metadata.namespace
-                && o.metadata.name != resource.metadata.name
-                && o.metadata.deletion_timestamp.is_none()
-                && o.spec.application_ref == resource.spec.application_ref
-                && o.spec.acqp.id == resource.spec.acqp.id
-        })
-        .map(|o| Claim {
-            name: o.metadata.name.clone().unwrap_or_default(),
-            created: o
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map_or(Timestamp::MAX, |t| t.0),
-        })
-        .collect();
-    // A resource both in the files and in the cluster counts once, with its real age.
-    claims.sort_by(|a, b| (&a.name, a.created).cmp(&(&b.name, b.created)));
-    claims.dedup_by(|later, earlier| later.name == earlier.name);
-    claims
-}
-
-fn poll_interval(
-    resource: &AcqpAuthorization,
-    app: Option<&DeveloperCenterApplication>,
-) -> Duration {
-    let parse = |d: &str| duration::parse(d).ok();
-    resource
-        .spec
-        .poll_interval
-        .as_deref()
-        .and_then(parse)
-        .or_else(|| app.and_then(|a| parse(&a.spec.poll_interval)))
-        .unwrap_or(DEFAULT_POLL)
-}
-
-/// The application's view and every record of `ids`, read from the Developer Center.
+/// The application's facts and every record of `ids`, read from the Developer Center. The
+/// records are listed only when the application may invite ACQPs.
 async fn ask_devcenter(
     app: &DeveloperCenterApplication,
     desired: &Desired,
     credentials: Option<&Path>,
     ids: Vec<String>,
-) -> anyhow::Result<(ApplicationView, BTreeMap<String, RemoteView>)> {
+) -> anyhow::Result<Answered> {
     let name = app.metadata.name.clone().unwrap_or_default();
     let refs = &app.spec.credentials_secret_ref;
     let keys = load_credentials(app, desired, credentials).await?;
@@ -367,18 +306,15 @@ async fn ask_devcenter(
     let client = DevCenterClient::new(config)?;
     let failed = |e| anyhow!("application {name}: the Developer Center did not answer: {e}");
     let answer = client.inquire_application().await.map_err(failed)?;
-    if answer.role != Role::DeveloperAdmin {
-        return Ok((ApplicationView::PermissionDenied, BTreeMap::new()));
-    }
-    if answer.sandbox_acceptance_pending() {
-        let view = ApplicationView::NotReady {
-            reason: "SandboxAcceptancePending".into(),
-            message: "the Production application has not passed sandbox acceptance testing".into(),
-        };
-        return Ok((view, BTreeMap::new()));
+    let facts = ApplicationFacts::answered(answer);
+    if facts.readiness != Readiness::Ready {
+        return Ok(Answered {
+            facts,
+            records: BTreeMap::new(),
+        });
     }
     let filter = AuthorizationFilter {
-        acquirer_ids: Some(ids.clone()),
+        acquirer_ids: Some(ids),
         ..Default::default()
     };
     let page = NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN);
@@ -386,16 +322,11 @@ async fn ask_devcenter(
         .list_all_authorizations(&filter, page)
         .await
         .map_err(failed)?;
-    let mut remote: BTreeMap<String, RemoteView> =
-        ids.into_iter().map(|id| (id, RemoteView::Absent)).collect();
-    for record in records {
-        let view = RemoteView::Present(outcome::remote_record(&record));
-        remote.insert(record.acquirer_id, view);
-    }
-    let application = ApplicationView::Ready {
-        integrated_products: answer.integrated_products,
-    };
-    Ok((application, remote))
+    let records = records
+        .into_iter()
+        .map(|record| (record.acquirer_id.clone(), record))
+        .collect();
+    Ok(Answered { facts, records })
 }
 
 /// PEMs by key name: from a file (a Secret manifest or a plain map of key to PEM), a Secret in

@@ -3,18 +3,15 @@
 //! registry entry (and so the poller) of each application current.
 //!
 //! Credentials Secrets are not watched: they carry no label the operator could select on, and a
-//! cluster-wide Secret watch is what the design rules out. Instead every application is
-//! re-checked once per poll interval (sooner while it is not Ready), which also notices a role
-//! or product change in the Developer Center.
+//! cluster-wide Secret watch would let the operator read every Secret of the cluster. Instead
+//! every application is re-checked once per poll interval (sooner while it is not Ready), which
+//! also notices a role or product change in the Developer Center.
 
 use std::{sync::Arc, time::Duration};
 
 use futures::{StreamExt as _, TryStreamExt as _, future::ready};
 use jiff::Timestamp;
-use k8s_openapi::{
-    api::core::v1::Secret,
-    apimachinery::pkg::apis::meta::v1::{Condition, Time},
-};
+use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api, Resource as _, ResourceExt as _,
     api::{Patch, PatchParams},
@@ -30,27 +27,29 @@ use kube::{
 use tokio::time::Instant;
 
 use super::{
-    Context, MANAGER, poller,
-    registry::{AppKey, Application, ApplicationFacts, ClientSource, NotReadyReason, Readiness},
+    Context, FIELD_MANAGER, poller,
+    registry::{AppKey, Application, ClientSource},
 };
 use crate::{
-    api::{DeveloperCenterApplication, DeveloperCenterApplicationStatus, duration},
+    api::{DeveloperCenterApplication, DeveloperCenterApplicationStatus},
     devcenter::{
         ClientConfig, DevCenterClient,
         signing::{SigningKey, VerifyingKey},
-        wire::{APPLICATION_INQUIRY_PATH, ApplicationInquiryResponse, ResultCode, Role},
+        wire::APPLICATION_INQUIRY_PATH,
+    },
+    reconcile::{
+        application::{
+            self, ApplicationFacts, NotReadyReason, Readiness, classify, desired_status,
+            needs_write,
+        },
+        conditions::{self, READY},
     },
 };
 
 /// The metrics label of this controller.
 const CONTROLLER: &str = "application";
-/// With nothing else to report, `lastSyncTime` is rewritten only once it is this many poll
-/// intervals old, so a quiet system causes (almost) no API-server writes.
-const SYNC_TIME_REFRESH: u32 = 10;
 /// The first re-check of an application that is not Ready; doubles up to the poll interval.
 const NOT_READY_RETRY: Duration = Duration::from_secs(5);
-/// The poll interval when `spec.pollInterval` cannot be parsed (admission prevents that).
-const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What can make a reconciliation fail (as opposed to reporting a NotReady application).
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +145,7 @@ async fn reconcile(
     ctx.metrics.reconciled(CONTROLLER);
     let key = key_of(&app);
     let previous = ctx.applications.get_key(&key);
-    let poll_interval = duration::parse(&app.spec.poll_interval).unwrap_or(DEFAULT_POLL_INTERVAL);
+    let poll_interval = app.spec.parsed_poll_interval();
     let (source, loaded) = load_client(&app, &ctx, previous.as_deref()).await?;
     let (client, facts, answered) = match loaded {
         Err((reason, message)) => {
@@ -164,8 +163,7 @@ async fn reconcile(
         }
     };
 
-    let now = Timestamp::now();
-    let status = desired_status(&app, &facts, answered.then_some(now));
+    let status = desired_status(&app, &facts, answered, Timestamp::now());
     if needs_write(app.status.as_ref(), &status, poll_interval) {
         write_status(&app, &ctx, &status).await?;
         announce_transition(&app, &ctx, &status).await;
@@ -214,9 +212,7 @@ fn next_check(poll_interval: Duration, failures: u32) -> Duration {
     if failures == 0 {
         return poll_interval;
     }
-    NOT_READY_RETRY
-        .saturating_mul(1 << (failures - 1).min(16))
-        .min(poll_interval)
+    crate::backoff::doubling(NOT_READY_RETRY, failures, poll_interval)
 }
 
 /// The signed client for `app`, reused from `previous` while the spec and Secret are unchanged,
@@ -336,15 +332,7 @@ async fn inquire(
         started.elapsed(),
     );
     match answer {
-        Ok(answer) => {
-            let readiness = readiness_of(&answer);
-            let facts = ApplicationFacts {
-                readiness,
-                role: Some(answer.role),
-                integrated_products: answer.integrated_products,
-            };
-            (facts, true)
-        }
+        Ok(answer) => (ApplicationFacts::answered(answer), true),
         Err(error) => {
             let (reason, message) = classify(app, &error);
             let facts = ApplicationFacts {
@@ -356,163 +344,6 @@ async fn inquire(
             };
             (facts, false)
         }
-    }
-}
-
-/// Whether the application the Developer Center described may invite ACQPs: the credentials
-/// must be a Developer Admin's, and a Production application must have passed sandbox
-/// acceptance testing.
-fn readiness_of(answer: &ApplicationInquiryResponse) -> Readiness {
-    if answer.role != Role::DeveloperAdmin {
-        Readiness::NotReady {
-            reason: NotReadyReason::PermissionDenied,
-            message: format!(
-                "the credentials' role is {:?}; only a Developer Admin can generate \
-                 authorization URLs: use a Developer Admin's credentials",
-                answer.role
-            ),
-        }
-    } else if answer.sandbox_acceptance_pending() {
-        Readiness::NotReady {
-            reason: NotReadyReason::SandboxAcceptancePending,
-            message: "this Production application has not passed sandbox acceptance \
-                      testing, so it may not invite ACQPs yet: conduct sandbox acceptance \
-                      testing in the Developer Center; the operator keeps checking and invites \
-                      ACQPs once it has passed"
-                .into(),
-        }
-    } else {
-        Readiness::Ready
-    }
-}
-
-/// Turns a failed inquiry into a condition reason and a message that says what to fix.
-fn classify(
-    app: &DeveloperCenterApplication,
-    error: &crate::devcenter::Error,
-) -> (NotReadyReason, String) {
-    use crate::devcenter::Error as E;
-    let spec = &app.spec;
-    let secret = format!(
-        "Secret {}/{}",
-        app.namespace().unwrap_or_default(),
-        spec.credentials_secret_ref.name
-    );
-    match error {
-        E::Rejected {
-            code: ResultCode::InvalidClient,
-            ..
-        } => (
-            NotReadyReason::CredentialsRejected,
-            format!(
-                "{error}: check spec.clientId {:?} against the Developer Center and that \
-                 spec.endpoint serves the {:?} environment",
-                spec.client_id, spec.environment
-            ),
-        ),
-        E::Rejected {
-            code: ResultCode::InvalidSignature,
-            ..
-        } => (
-            NotReadyReason::CredentialsRejected,
-            format!(
-                "{error}: put the private key whose public key is registered for {:?} under {:?} \
-                 in {secret}",
-                spec.client_id, spec.credentials_secret_ref.private_key_key
-            ),
-        ),
-        E::Rejected {
-            code: ResultCode::AccessDenied,
-            ..
-        } => (
-            NotReadyReason::PermissionDenied,
-            format!(
-                "{error}: only a Developer Admin can generate authorization URLs: use a \
-                 Developer Admin's credentials"
-            ),
-        ),
-        E::Rejected { .. } => (NotReadyReason::CredentialsRejected, error.to_string()),
-        E::Unverified { .. } => (
-            NotReadyReason::DevCenterUnverified,
-            format!(
-                "{error}: check that spec.endpoint is the Developer Center API and that {:?} in \
-                 {secret} holds the Developer Center's public key",
-                spec.credentials_secret_ref.dev_center_public_key_key
-            ),
-        ),
-        E::OverLimit { .. } => (NotReadyReason::ContractViolation, error.to_string()),
-        E::NotAllowed { .. } => (NotReadyReason::EndpointNotAllowed, error.to_string()),
-        E::Unavailable { .. } | E::Protocol { .. } | E::Setup(_) => (
-            NotReadyReason::DevCenterUnavailable,
-            format!("{error}; retrying"),
-        ),
-    }
-}
-
-/// The status `facts` call for; `answered_at` is when the Developer Center last answered now,
-/// if it did. The Ready condition keeps its lastTransitionTime while its status is unchanged.
-fn desired_status(
-    app: &DeveloperCenterApplication,
-    facts: &ApplicationFacts,
-    answered_at: Option<Timestamp>,
-) -> DeveloperCenterApplicationStatus {
-    let current = app.status.clone().unwrap_or_default();
-    let (status, reason, message) = match &facts.readiness {
-        Readiness::Ready => (
-            "True",
-            "Connected".to_owned(),
-            format!(
-                "signed calls succeed as a Developer Admin; {} products integrated",
-                facts.integrated_products.len()
-            ),
-        ),
-        Readiness::NotReady { reason, message } => {
-            ("False", reason.as_str().to_owned(), message.clone())
-        }
-    };
-    let previous = current.conditions.iter().find(|c| c.type_ == "Ready");
-    let last_transition_time = match previous {
-        Some(previous) if previous.status == status => previous.last_transition_time.clone(),
-        _ => Time(answered_at.unwrap_or_else(Timestamp::now)),
-    };
-    DeveloperCenterApplicationStatus {
-        observed_generation: app.metadata.generation,
-        conditions: vec![Condition {
-            type_: "Ready".to_owned(),
-            status: status.to_owned(),
-            reason,
-            message,
-            observed_generation: app.metadata.generation,
-            last_transition_time,
-        }],
-        integrated_products: facts.integrated_products.clone(),
-        role: facts.role.map(|role| format!("{role:?}")),
-        last_sync_time: answered_at.map(Time).or(current.last_sync_time),
-    }
-}
-
-/// Whether `desired` must be written: anything but `lastSyncTime` changed, or `lastSyncTime` is
-/// [`SYNC_TIME_REFRESH`] poll intervals stale.
-fn needs_write(
-    current: Option<&DeveloperCenterApplicationStatus>,
-    desired: &DeveloperCenterApplicationStatus,
-    poll_interval: Duration,
-) -> bool {
-    let Some(current) = current else {
-        return true;
-    };
-    let mut same_sync = desired.clone();
-    same_sync.last_sync_time.clone_from(&current.last_sync_time);
-    if &same_sync != current {
-        return true;
-    }
-    match (&current.last_sync_time, &desired.last_sync_time) {
-        (Some(Time(written)), Some(Time(latest))) => {
-            let age = latest.duration_since(*written);
-            age.unsigned_abs() >= poll_interval * SYNC_TIME_REFRESH
-        }
-        (None, Some(_)) => true,
-        _ => false,
     }
 }
 
@@ -530,7 +361,7 @@ async fn write_status(
     });
     api.patch_status(
         &app.name_any(),
-        &PatchParams::apply(MANAGER).force(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
         &Patch::Apply(&patch),
     )
     .await
@@ -544,19 +375,12 @@ async fn announce_transition(
     ctx: &Context,
     status: &DeveloperCenterApplicationStatus,
 ) {
-    let ready = |conditions: &[Condition]| {
-        conditions
-            .iter()
-            .find(|c| c.type_ == "Ready")
-            .map(|c| (c.status.clone(), c.reason.clone()))
-    };
-    let before = app.status.as_ref().and_then(|s| ready(&s.conditions));
-    let Some(condition) = status.conditions.iter().find(|c| c.type_ == "Ready") else {
-        return;
-    };
-    if before == ready(&status.conditions) {
+    if !application::is_transition(app.status.as_ref(), status) {
         return;
     }
+    let Some(condition) = conditions::find(&status.conditions, READY) else {
+        return;
+    };
     let event = Event {
         type_: if condition.status == "True" {
             EventType::Normal
@@ -568,137 +392,12 @@ async fn announce_transition(
         action: "CheckApplication".to_owned(),
         secondary: None,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &app.object_ref(&())).await {
-        tracing::warn!(app = %app.name_any(), %error, "cannot publish an Event");
-    }
+    ctx.record(&event, &app.object_ref(&())).await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{CredentialsSecretRef, DeveloperCenterApplicationSpec, Environment, Product};
-    use crate::devcenter::wire::Environment as WireEnvironment;
-
-    fn app(status: Option<DeveloperCenterApplicationStatus>) -> DeveloperCenterApplication {
-        let mut app = DeveloperCenterApplication::new(
-            "demo",
-            DeveloperCenterApplicationSpec {
-                environment: Environment::Sandbox,
-                endpoint: "http://127.0.0.1:8090".into(),
-                client_id: "SANDBOX_ACQP_OPERATOR_DEMO".into(),
-                credentials_secret_ref: CredentialsSecretRef {
-                    name: "demo-credentials".into(),
-                    private_key_key: "privateKey".into(),
-                    dev_center_public_key_key: "devCenterPublicKey".into(),
-                },
-                poll_interval: "60s".into(),
-                notifications: None,
-            },
-        );
-        app.metadata.namespace = Some("acqp".into());
-        app.metadata.generation = Some(3);
-        app.status = status;
-        app
-    }
-
-    fn answer(environment: WireEnvironment, passed: Option<bool>) -> ApplicationInquiryResponse {
-        ApplicationInquiryResponse {
-            result: crate::devcenter::wire::ResultInfo::success(),
-            application_name: "Demo".into(),
-            environment,
-            role: Role::DeveloperAdmin,
-            integrated_products: vec![Product::CashierPayment],
-            sandbox_acceptance_passed: passed,
-        }
-    }
-
-    #[test]
-    fn a_production_application_waits_for_sandbox_acceptance() {
-        let pending = readiness_of(&answer(WireEnvironment::Production, Some(false)));
-        let Readiness::NotReady { reason, message } = pending else {
-            panic!("Ready before sandbox acceptance")
-        };
-        assert_eq!(reason.as_str(), "SandboxAcceptancePending");
-        assert!(
-            message.contains("conduct sandbox acceptance testing"),
-            "{message}"
-        );
-        let passed = answer(WireEnvironment::Production, Some(true));
-        assert_eq!(readiness_of(&passed), Readiness::Ready);
-        // Sandbox applications, and gateways that do not report it, are not held back.
-        let sandbox = answer(WireEnvironment::Sandbox, Some(false));
-        assert_eq!(readiness_of(&sandbox), Readiness::Ready);
-        let unreported = answer(WireEnvironment::Production, None);
-        assert_eq!(readiness_of(&unreported), Readiness::Ready);
-        let viewer = ApplicationInquiryResponse {
-            role: Role::Developer,
-            ..answer(WireEnvironment::Production, Some(false))
-        };
-        assert!(matches!(
-            readiness_of(&viewer),
-            Readiness::NotReady {
-                reason: NotReadyReason::PermissionDenied,
-                ..
-            }
-        ));
-    }
-
-    fn ready_facts() -> ApplicationFacts {
-        ApplicationFacts {
-            readiness: Readiness::Ready,
-            role: Some(Role::DeveloperAdmin),
-            integrated_products: vec![Product::CashierPayment],
-        }
-    }
-
-    fn at(text: &str) -> Timestamp {
-        text.parse().unwrap()
-    }
-
-    #[test]
-    fn steady_state_writes_only_a_stale_sync_time() {
-        let minute = Duration::from_secs(60);
-        let first = desired_status(&app(None), &ready_facts(), Some(at("2026-01-01T00:00:00Z")));
-        assert!(needs_write(None, &first, minute));
-        let written = app(Some(first.clone()));
-        let later = desired_status(&written, &ready_facts(), Some(at("2026-01-01T00:05:00Z")));
-        assert_eq!(
-            later.conditions, first.conditions,
-            "lastTransitionTime kept"
-        );
-        assert!(!needs_write(Some(&first), &later, minute));
-        let stale = desired_status(&written, &ready_facts(), Some(at("2026-01-01T00:10:00Z")));
-        assert!(needs_write(Some(&first), &stale, minute));
-    }
-
-    #[test]
-    fn a_readiness_change_is_written_with_a_new_transition_time() {
-        let minute = Duration::from_secs(60);
-        let first = desired_status(&app(None), &ready_facts(), Some(at("2026-01-01T00:00:00Z")));
-        let facts = ApplicationFacts {
-            readiness: Readiness::NotReady {
-                reason: NotReadyReason::DevCenterUnavailable,
-                message: "down".into(),
-            },
-            ..ready_facts()
-        };
-        let broken = desired_status(&app(Some(first.clone())), &facts, None);
-        assert!(needs_write(Some(&first), &broken, minute));
-        let ready = &broken.conditions[0];
-        assert_eq!(
-            (
-                ready.status.as_str(),
-                ready.reason.as_str(),
-                ready.observed_generation
-            ),
-            ("False", "DevCenterUnavailable", Some(3))
-        );
-        assert_ne!(
-            ready.last_transition_time,
-            first.conditions[0].last_transition_time
-        );
-        assert_eq!(broken.last_sync_time, first.last_sync_time);
-    }
 
     #[test]
     fn broken_applications_are_rechecked_with_backoff() {
@@ -707,31 +406,5 @@ mod tests {
         assert_eq!(next_check(minute, 1), Duration::from_secs(5));
         assert_eq!(next_check(minute, 2), Duration::from_secs(10));
         assert_eq!(next_check(minute, 9), minute);
-    }
-
-    #[test]
-    fn rejections_say_what_to_fix() {
-        let rejected = |code| crate::devcenter::Error::Rejected {
-            path: APPLICATION_INQUIRY_PATH,
-            code,
-            message: "no".into(),
-        };
-        let (reason, message) = classify(&app(None), &rejected(ResultCode::InvalidSignature));
-        assert_eq!(reason, NotReadyReason::CredentialsRejected);
-        assert!(
-            message.contains(r#"under "privateKey" in Secret acqp/demo-credentials"#),
-            "{message}"
-        );
-        let (reason, _) = classify(&app(None), &rejected(ResultCode::AccessDenied));
-        assert_eq!(reason, NotReadyReason::PermissionDenied);
-        let unavailable = crate::devcenter::Error::Unavailable {
-            path: APPLICATION_INQUIRY_PATH,
-            attempts: 5,
-            last: "HTTP 503".into(),
-        };
-        assert_eq!(
-            classify(&app(None), &unavailable).0,
-            NotReadyReason::DevCenterUnavailable
-        );
     }
 }

@@ -26,31 +26,26 @@ use serde_json::json;
 
 use super::{
     Context,
-    context::MANAGER,
-    registry::{AppKey, Application, NotReadyReason, Readiness},
+    context::FIELD_MANAGER,
+    freshness::Latest,
+    registry::{AppKey, Application},
 };
 use crate::{
-    api::{
-        AcqpAuthorization, AcqpAuthorizationStatus, DeletionPolicy, DeveloperCenterApplication,
-        duration,
-    },
+    api::{AcqpAuthorization, AcqpAuthorizationStatus, DeletionPolicy, DeveloperCenterApplication},
     devcenter::{
         self,
         wire::{AgentToken, GENERATE_URL_PATH, GenerateUrlRequest, ResultCode},
     },
     reconcile::{
-        self, Action, ApplicationView, Claim, Decision, Input, IssuedUrl, Refusal, RemoteView,
+        self, Action, Decision, Input, IssuedUrl, Reason, Refusal, UrlAnswer,
         annotations::{PAUSED, REFRESH_REQUESTED_AT, REINVITE_REQUESTED_AT},
-        conditions::STALLED,
-        outcome,
-        secret::{DesiredSecret, MANAGED_BY_LABEL, SecretView},
+        observe::{self, Found, FoundApplication, FoundRemote, FoundSecret},
+        secret::{DesiredSecret, MANAGED_BY, MANAGED_BY_LABEL},
     },
 };
 
 /// Keeps the token Secret until the operator has deleted or released it.
 const FINALIZER: &str = "acqp-operator.io/token-secret";
-/// Poll interval when neither the resource nor its application says otherwise.
-const DEFAULT_POLL: Duration = Duration::from_secs(60);
 
 /// Why a reconcile failed; each is retried with a delay.
 #[derive(Debug, thiserror::Error)]
@@ -131,7 +126,7 @@ pub async fn run(
             PredicateConfig::default(),
         );
     // Only Secrets the operator labelled are cached: never every Secret of the cluster.
-    let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"));
+    let managed = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}"));
     let token_secrets = ctx
         .watch(managed, ctx.token_secrets.clone())
         // Ownership, labels, annotations and data matter here, and the resourceVersion: it
@@ -188,7 +183,8 @@ fn error_policy(object: Arc<AcqpAuthorization>, error: &Error, ctx: Arc<Context>
 /// Deciding reads only caches, and steady-state reconciles (no actions) send nothing to the API
 /// server. The caches can lag behind it, though. A decision with actions is therefore made on
 /// a copy of the resource that is provably fresh ([`LastWrites`]: the cached copy when it shows
-/// the operator's last write, else a fresh read), or it would repeat the last transition's side
+/// the operator's last write, the written object when the cache is one write behind, else a
+/// fresh read), or it would repeat the last transition's side
 /// effects (a second UrlIssued Event and webhook, a second Authorized Event). The Secret is
 /// taken from the cache as it is: every Secret write carries a precondition (create when the
 /// cache has none, update only the version the cache has), so a Secret that appeared, went or
@@ -210,19 +206,21 @@ async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Err
         write_status(object, &cached.status, ctx).await?;
         return Ok(requeue(cached.requeue_after, mail_retry));
     }
-    let latest = if ctx.last_writes.is_current(object) {
-        object.clone()
-    } else {
-        let api: Api<AcqpAuthorization> = Api::namespaced(ctx.client.clone(), &namespace);
-        match api.get_opt(&object.name_any()).await? {
-            // Gone or being deleted: the finalizer's cleanup runs on the next event.
-            None => return Ok(Requeue::await_change()),
-            Some(latest) if latest.metadata.deletion_timestamp.is_some() => {
-                return Ok(Requeue::await_change());
-            }
-            Some(latest) => {
-                ctx.last_writes.saw(&latest);
-                latest
+    let latest = match ctx.last_writes.latest(object) {
+        Latest::Cached => object.clone(),
+        Latest::Written(written) => (*written).clone(),
+        Latest::Unknown => {
+            let api: Api<AcqpAuthorization> = Api::namespaced(ctx.client.clone(), &namespace);
+            match api.get_opt(&object.name_any()).await? {
+                // Gone or being deleted: the finalizer's cleanup runs on the next event.
+                None => return Ok(Requeue::await_change()),
+                Some(latest) if latest.metadata.deletion_timestamp.is_some() => {
+                    return Ok(Requeue::await_change());
+                }
+                Some(latest) => {
+                    ctx.last_writes.saw(&latest);
+                    latest
+                }
             }
         }
     };
@@ -254,27 +252,57 @@ fn application_of(object: &AcqpAuthorization, ctx: &Context) -> Option<Arc<Appli
     )
 }
 
-/// What [`reconcile::decide`] needs to know about `object`.
+/// What [`reconcile::decide`] needs to know about `object`, from the caches and the registry
+/// (and, for an application not registered yet, whether it exists at all).
 async fn gather<'a>(
     object: &'a AcqpAuthorization,
     app: Option<&Application>,
     secret: Option<&Secret>,
     ctx: &Context,
 ) -> Result<Input<'a>, Error> {
-    Ok(Input {
-        resource: object,
-        application: application_view(object, app, ctx).await?,
-        remote: remote_view(object, app),
-        secret: secret_view(object, secret),
-        rivals: rivals(object, ctx),
-        poll_interval: poll_interval(object, app),
-        now: jiff::Timestamp::now(),
-    })
+    let application = match app {
+        Some(app) => FoundApplication::Checked {
+            readiness: &app.facts.readiness,
+            integrated_products: &app.facts.integrated_products,
+            poll_interval: app.poll_interval,
+        },
+        // Not registered: either it does not exist or the application controller has not
+        // loaded it yet. Only the API server can tell.
+        None => {
+            let apps: Api<DeveloperCenterApplication> =
+                Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+            match apps.get_opt(&object.spec.application_ref.name).await? {
+                None => FoundApplication::Missing,
+                Some(_) => FoundApplication::Loading,
+            }
+        }
+    };
+    let record = app
+        .filter(|a| a.snapshot_taken())
+        .map(|a| a.record(&object.spec.acqp.id));
+    let claimants = ctx.claimants(
+        &AppKey {
+            namespace: object.namespace().unwrap_or_default(),
+            name: object.spec.application_ref.name.clone(),
+        },
+        &object.spec.acqp.id,
+    );
+    let found = Found {
+        application,
+        remote: record
+            .as_ref()
+            .map_or(FoundRemote::NotListed, |r| FoundRemote::Listed(r.as_ref())),
+        secret: secret.map_or(FoundSecret::Missing, FoundSecret::Object),
+        // The index only narrows the search; the cached objects decide.
+        candidates: claimants.iter().map(AsRef::as_ref).collect(),
+    };
+    Ok(observe::input(object, &found, jiff::Timestamp::now()))
 }
 
 /// Decides on fresh reads and carries the decision out: the Secret first (a precondition that
 /// fails there leaves nothing done, so deciding again repeats nothing), then the Developer
-/// Center call, the Events and the status.
+/// Center call, the Events and the status. After a call the decision is made once more with
+/// its answer; that decision's Secret writes are the ones already done.
 async fn act(
     object: &AcqpAuthorization,
     secret: Option<&Secret>,
@@ -308,50 +336,13 @@ async fn act(
         .find(|a| matches!(a, Action::IssueUrl { .. }))
         .cloned()
     {
-        // Ready implies loaded credentials, and only a Ready application leads to IssueUrl.
-        let (app_key, client) = app
-            .as_ref()
-            .and_then(|a| Some((&a.key, a.client.clone()?)))
-            .ok_or_else(|| Error::ApplicationChanged(object.spec.application_ref.name.clone()))?;
-        let request = GenerateUrlRequest {
-            authorization_request_id: request_id,
-            acquirer_id: object.spec.acqp.id.clone(),
-            products: products.clone(),
-        };
-        let started = std::time::Instant::now();
-        let outcome = client.generate_url(&request).await;
-        let label = outcome
-            .as_ref()
-            .map_or_else(|e| e.metric_label(), |_| "success");
-        ctx.metrics
-            .observe_call(app_key, GENERATE_URL_PATH, label, started.elapsed());
-        let mut status = decision.status.clone();
-        match outcome {
-            Ok(response) => {
-                let issued = IssuedUrl {
-                    url: response.authorization_url,
-                    expires_at: response.expiry_time,
-                    products,
-                };
-                reconcile::record_url(&mut status, issued.clone(), input.now);
-                announce_url(object, &issued, ctx).await;
-            }
-            Err(error) => {
-                let Some((refusal, message)) = refusal(&error) else {
-                    return Err(error.into());
-                };
-                let generation = object.metadata.generation.unwrap_or_default();
-                reconcile::record_refusal(&mut status, refusal, message, generation, input.now);
-                announce_refusal(object, &status, ctx).await;
-            }
+        let answer = issue_url(object, app.as_deref(), request_id, products, ctx).await?;
+        if let UrlAnswer::Issued(issued) = &answer {
+            deliver_url(object, issued, ctx);
         }
-        // The decision on the status with the URL (or refusal) recorded; its Secret writes,
-        // if any, are the ones already done above.
-        let mut resource = object.clone();
-        resource.status = Some(status);
         decision = reconcile::decide(&Input {
-            resource: &resource,
-            ..input.clone()
+            answer: Some(answer),
+            ..input
         });
     }
     publish_events(object, &decision, ctx).await;
@@ -362,9 +353,54 @@ async fn act(
     Ok(requeue(decision.requeue_after, mail_retry))
 }
 
-/// The decision's requeue, sooner when a mail is to be retried.
-fn requeue(after: Duration, mail_retry: Option<Duration>) -> Requeue {
-    Requeue::requeue(mail_retry.map_or(after, |retry| retry.min(after)))
+/// Asks the Developer Center for an authorization URL; a refusal a human must resolve is an
+/// answer, any other failure an error.
+async fn issue_url(
+    object: &AcqpAuthorization,
+    app: Option<&Application>,
+    request_id: String,
+    products: Vec<crate::api::Product>,
+    ctx: &Context,
+) -> Result<UrlAnswer, Error> {
+    // Ready implies loaded credentials, and only a Ready application leads to IssueUrl.
+    let (app_key, client) = app
+        .and_then(|a| Some((&a.key, a.client.clone()?)))
+        .ok_or_else(|| Error::ApplicationChanged(object.spec.application_ref.name.clone()))?;
+    let request = GenerateUrlRequest {
+        authorization_request_id: request_id,
+        acquirer_id: object.spec.acqp.id.clone(),
+        products: products.clone(),
+    };
+    let started = std::time::Instant::now();
+    let outcome = client.generate_url(&request).await;
+    let label = outcome
+        .as_ref()
+        .map_or_else(|e| e.metric_label(), |_| "success");
+    ctx.metrics
+        .observe_call(app_key, GENERATE_URL_PATH, label, started.elapsed());
+    match outcome {
+        Ok(response) => Ok(UrlAnswer::Issued(IssuedUrl {
+            url: response.authorization_url,
+            expires_at: response.expiry_time,
+            products,
+        })),
+        Err(error) => match refusal(&error) {
+            Some((refusal, message)) => Ok(UrlAnswer::Refused {
+                refusal,
+                message: message.to_owned(),
+            }),
+            None => Err(error.into()),
+        },
+    }
+}
+
+/// The decision's requeue, sooner when a mail is to be retried; with neither due, the resource
+/// waits for a change or for the paced resync ([`super::resync`]).
+fn requeue(after: Option<Duration>, mail_retry: Option<Duration>) -> Requeue {
+    match after.into_iter().chain(mail_retry).min() {
+        Some(due) => Requeue::requeue(due),
+        None => Requeue::await_change(),
+    }
 }
 
 /// Publishes the transition Events of a decision, counting rotations and grant latency.
@@ -373,81 +409,48 @@ async fn publish_events(object: &AcqpAuthorization, decision: &Decision, ctx: &C
         let Action::Event(event) = action else {
             continue;
         };
-        if event.reason == "TokenRotated" {
+        if event.reason == Reason::TokenRotated {
             ctx.metrics.token_rotated();
         }
-        if matches!(event.reason, "Authorized" | "TokenRotated") {
+        if event.reason.is_grant() {
             observe_grant_latency(object, ctx);
         }
-        let type_ = if event.warning {
-            EventType::Warning
-        } else {
-            EventType::Normal
+        let event = KubeEvent {
+            type_: if event.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: event.reason.as_str().into(),
+            note: Some(event.message.clone()),
+            action: "Reconcile".into(),
+            secondary: None,
         };
-        publish(object, type_, event.reason, event.message.clone(), ctx).await;
+        ctx.record(&event, &object.object_ref(&())).await;
     }
 }
 
-/// Records the URL in an Event and, when the spec asks for it, posts it to the webhook.
-async fn announce_url(object: &AcqpAuthorization, issued: &IssuedUrl, ctx: &Context) {
-    let message = format!(
-        "authorization URL for ACQP {} ({}), valid until {}: {}",
-        object.spec.acqp.id,
-        issued
-            .products
-            .iter()
-            .map(|p| p.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        issued.expires_at,
-        issued.url
-    );
-    publish(object, EventType::Normal, "UrlIssued", message, ctx).await;
-    if let Some(webhook) = object
+/// Posts a URL just issued to the webhook, when the spec asks for it.
+fn deliver_url(object: &AcqpAuthorization, issued: &IssuedUrl, ctx: &Context) {
+    let Some(webhook) = object
         .spec
         .invitation
         .as_ref()
         .and_then(|i| i.webhook.as_ref())
-    {
-        let body = json!({
-            "acqp": {"id": object.spec.acqp.id, "name": object.spec.acqp.name},
-            "products": issued.products,
-            "authorizationUrl": issued.url,
-            "expiresAt": issued.expires_at,
-            "resource": {"namespace": object.namespace(), "name": object.name_any()},
-        });
-        let namespace = object.namespace().unwrap_or_default();
-        let url = webhook.url.clone();
-        ctx.invitations
-            .deliver(&ctx.endpoint_policy, &namespace, url, body);
-    }
-}
-
-/// A Warning Event for a refusal just recorded in `status`, unless the resource was already
-/// Stalled for that reason (a retry refused again is no transition). The decision that follows a
-/// refusal keeps the recorded condition and so emits no Event of its own.
-async fn announce_refusal(
-    object: &AcqpAuthorization,
-    status: &AcqpAuthorizationStatus,
-    ctx: &Context,
-) {
-    let stalled = |status: Option<&AcqpAuthorizationStatus>| {
-        status.and_then(|s| reconcile::conditions::find(&s.conditions, STALLED).cloned())
-    };
-    let Some(refused) = stalled(Some(status)) else {
+    else {
         return;
     };
-    let before = stalled(object.status.as_ref()).map(|c| c.reason);
-    if before.as_deref() != Some(refused.reason.as_str()) {
-        publish(
-            object,
-            EventType::Warning,
-            &refused.reason,
-            refused.message,
-            ctx,
-        )
-        .await;
-    }
+    let body = json!({
+        "acqp": {"id": object.spec.acqp.id, "name": object.spec.acqp.name},
+        "products": issued.products,
+        "authorizationUrl": issued.url,
+        "expiresAt": issued.expires_at,
+        "resource": {"namespace": object.namespace(), "name": object.name_any()},
+    });
+    let namespace = object.namespace().unwrap_or_default();
+    let url = webhook.url.clone();
+    ctx.invitations
+        .deliver(&ctx.endpoint_policy, &namespace, url, body);
 }
 
 fn observe_grant_latency(object: &AcqpAuthorization, ctx: &Context) {
@@ -458,26 +461,6 @@ fn observe_grant_latency(object: &AcqpAuthorization, ctx: &Context) {
     if let Some(issued) = issued {
         let latency = jiff::Timestamp::now().duration_since(issued.0);
         ctx.metrics.observe_grant_latency(latency.unsigned_abs());
-    }
-}
-
-async fn publish(
-    object: &AcqpAuthorization,
-    type_: EventType,
-    reason: &str,
-    note: String,
-    ctx: &Context,
-) {
-    let event = KubeEvent {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    let recorder = ctx.event_recorder();
-    if let Err(error) = recorder.publish(&event, &object.object_ref(&())).await {
-        tracing::warn!(%error, reason, "cannot record Event");
     }
 }
 
@@ -515,14 +498,14 @@ async fn write_secret(
     let written = match seen.and_then(|s| s.metadata.resource_version.clone()) {
         None => {
             let params = PostParams {
-                field_manager: Some(MANAGER.into()),
+                field_manager: Some(FIELD_MANAGER.into()),
                 ..Default::default()
             };
             secrets.create(&params, &secret).await
         }
         Some(version) => {
             secret.metadata.resource_version = Some(version);
-            let params = PatchParams::apply(MANAGER).force();
+            let params = PatchParams::apply(FIELD_MANAGER).force();
             secrets
                 .patch(&desired.name, &params, &Patch::Apply(&secret))
                 .await
@@ -539,7 +522,7 @@ async fn write_secret(
 }
 
 /// Writes the status when it changed, with server-side apply of the status subresource, and
-/// records the version written (see [`super::freshness`]).
+/// records what was written (see [`super::freshness`]).
 async fn write_status(
     object: &AcqpAuthorization,
     status: &AcqpAuthorizationStatus,
@@ -555,11 +538,11 @@ async fn write_status(
         "kind": "AcqpAuthorization",
         "status": status,
     });
-    let params = PatchParams::apply(MANAGER).force();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
     let written = api
         .patch_status(&object.name_any(), &params, &Patch::Apply(&patch))
         .await?;
-    ctx.last_writes.saw(&written);
+    ctx.last_writes.wrote(object, written);
     Ok(())
 }
 
@@ -573,7 +556,7 @@ async fn cleanup(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, E
     let Some(secret) = secrets.get_opt(&name).await? else {
         return Ok(Requeue::await_change());
     };
-    if !outcome::is_controlled_by(&secret.metadata, object) {
+    if !observe::is_controlled_by(&secret.metadata, object) {
         return Ok(Requeue::await_change());
     }
     match object.spec.token_secret.deletion_policy {
@@ -588,117 +571,6 @@ async fn cleanup(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, E
         }
     }
     Ok(Requeue::await_change())
-}
-
-async fn application_view(
-    object: &AcqpAuthorization,
-    app: Option<&Application>,
-    ctx: &Context,
-) -> Result<ApplicationView, Error> {
-    let Some(app) = app else {
-        // Not registered: either it does not exist or the application controller has not
-        // loaded it yet. Only the API server can tell.
-        let apps: Api<DeveloperCenterApplication> =
-            Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
-        return Ok(
-            match apps.get_opt(&object.spec.application_ref.name).await? {
-                None => ApplicationView::NotFound,
-                Some(_) => ApplicationView::NotReady {
-                    reason: "Loading".into(),
-                    message: "the operator is loading the application".into(),
-                },
-            },
-        );
-    };
-    Ok(match &app.facts.readiness {
-        Readiness::Ready => ApplicationView::Ready {
-            integrated_products: app.facts.integrated_products.clone(),
-        },
-        Readiness::NotReady {
-            reason: NotReadyReason::PermissionDenied,
-            ..
-        } => ApplicationView::PermissionDenied,
-        Readiness::NotReady { reason, message } => ApplicationView::NotReady {
-            reason: reason.as_str().into(),
-            message: message.clone(),
-        },
-    })
-}
-
-fn remote_view(object: &AcqpAuthorization, app: Option<&Application>) -> RemoteView {
-    let Some(app) = app.filter(|a| a.snapshot_taken()) else {
-        return RemoteView::Unknown;
-    };
-    match app.record(&object.spec.acqp.id) {
-        None => RemoteView::Absent,
-        Some(record) => RemoteView::Present(outcome::remote_record(&record)),
-    }
-}
-
-fn secret_view(object: &AcqpAuthorization, secret: Option<&Secret>) -> SecretView {
-    let Some(secret) = secret else {
-        return SecretView::Missing;
-    };
-    if outcome::is_released_for(&secret.metadata, object) {
-        return SecretView::Released;
-    }
-    if !outcome::is_controlled_by(&secret.metadata, object) {
-        let owner = match secret
-            .metadata
-            .owner_references
-            .as_deref()
-            .unwrap_or_default()
-        {
-            [] => "it has no owner".to_string(),
-            [owner, ..] => format!("it belongs to {} {}", owner.kind, owner.name),
-        };
-        return SecretView::Foreign { owner };
-    }
-    let key = &object.spec.token_secret.key;
-    let data_fingerprint =
-        secret.data.as_ref().and_then(|d| d.get(key)).map(|bytes| {
-            AgentToken::new(String::from_utf8_lossy(&bytes.0).into_owned()).fingerprint()
-        });
-    SecretView::Owned {
-        data_fingerprint,
-        labels: secret.metadata.labels.clone().unwrap_or_default(),
-        annotations: secret.metadata.annotations.clone().unwrap_or_default(),
-    }
-}
-
-fn rivals(object: &AcqpAuthorization, ctx: &Context) -> Vec<Claim> {
-    let app = AppKey {
-        namespace: object.namespace().unwrap_or_default(),
-        name: object.spec.application_ref.name.clone(),
-    };
-    ctx.claimants(&app, &object.spec.acqp.id)
-        .into_iter()
-        // The index only narrows the search; the cached objects decide.
-        .filter(|other| {
-            other.spec.acqp.id == object.spec.acqp.id
-                && other.metadata.namespace == object.metadata.namespace
-                && other.spec.application_ref == object.spec.application_ref
-                && other.metadata.uid != object.metadata.uid
-                && other.metadata.deletion_timestamp.is_none()
-        })
-        .map(|other| Claim {
-            name: other.name_any(),
-            created: other
-                .metadata
-                .creation_timestamp
-                .as_ref()
-                .map_or(jiff::Timestamp::MAX, |t| t.0),
-        })
-        .collect()
-}
-
-fn poll_interval(object: &AcqpAuthorization, app: Option<&Application>) -> Duration {
-    let own = object
-        .spec
-        .poll_interval
-        .as_deref()
-        .and_then(|d| duration::parse(d).ok());
-    own.or(app.map(|a| a.poll_interval)).unwrap_or(DEFAULT_POLL)
 }
 
 /// A hash of the request annotations (`acqp-operator.io/paused`, `…/refresh-requested-at`,

@@ -8,6 +8,7 @@ use std::{
     time::Duration,
 };
 
+use crate::backoff::doubling;
 use kube::runtime::utils::Backoff;
 use rand::Rng as _;
 
@@ -49,13 +50,7 @@ impl RetryBackoff {
 
 /// The delay after `failures` failures in a row (at least one).
 pub(crate) fn delay(failures: u32) -> Duration {
-    doubling(failures, CEILING)
-}
-
-fn doubling(failures: u32, ceiling: Duration) -> Duration {
-    FIRST
-        .saturating_mul(1 << failures.saturating_sub(1).min(16))
-        .min(ceiling)
+    doubling(FIRST, failures, CEILING)
 }
 
 /// The watches' backoff (for `WatchStreamExt::backoff`): [`FIRST`] doubling to
@@ -71,7 +66,7 @@ impl Iterator for WatchBackoff {
     fn next(&mut self) -> Option<Duration> {
         self.failures = self.failures.saturating_add(1);
         Some(jittered(
-            doubling(self.failures, WATCH_CEILING),
+            doubling(FIRST, self.failures, WATCH_CEILING),
             rand::rng().random(),
         ))
     }

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use futures::{StreamExt as _, stream::BoxStream};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::{
     Resource,
     runtime::{
-        events::{Recorder, Reporter},
+        events::{Event, Recorder, Reporter},
         reflector::{ObjectRef, Store},
         watcher,
     },
@@ -27,8 +27,16 @@ use crate::{
     devcenter::{RateLimit, policy::EndpointPolicy},
 };
 
+/// Records `event` about `reference`. An Event that cannot be recorded is logged and otherwise
+/// ignored: Events tell people what happened, the status is what the operator relies on.
+pub async fn record(recorder: &Recorder, event: &Event, reference: &ObjectReference) {
+    if let Err(error) = recorder.publish(event, reference).await {
+        tracing::warn!(%error, reason = %event.reason, "cannot record Event");
+    }
+}
+
 /// The field manager of every server-side apply, and the Events' reporting controller.
-pub const MANAGER: &str = "acqp-operator";
+pub const FIELD_MANAGER: &str = "acqp-operator";
 
 /// The operator's views of the cluster, filled by the AcqpAuthorization controller's watches.
 pub struct Caches {
@@ -52,8 +60,6 @@ pub struct Context {
     pub authorizations: Store<AcqpAuthorization>,
     /// The token Secrets the operator wrote (selected by its label).
     pub token_secrets: Store<Secret>,
-    /// Publishes Events as `acqp-operator`.
-    pub recorder: Recorder,
     /// Who publishes Events, for recorders made per Event (see [`Context::event_recorder`]).
     pub reporter: Reporter,
     /// How many resources one controller reconciles at once.
@@ -88,11 +94,10 @@ impl Context {
     ) -> (Self, BoxStream<'static, ObjectRef<AcqpAuthorization>>) {
         let (wakes, woken) = mpsc::unbounded_channel();
         let reporter = Reporter {
-            controller: MANAGER.to_owned(),
+            controller: FIELD_MANAGER.to_owned(),
             instance: std::env::var("POD_NAME").ok(),
         };
         let context = Self {
-            recorder: Recorder::new(client.clone(), reporter.clone()),
             reporter,
             client,
             applications: Registry::default(),
@@ -120,10 +125,15 @@ impl Context {
     /// A recorder that never folds this Event into an earlier one. kube's shared [`Recorder`]
     /// turns Events with the same reason about the same object within six minutes into one
     /// series that keeps the first note, so a second `UrlIssued` would show the first URL.
-    /// AcqpAuthorization Events mark transitions, each with its own message: each gets its own
+    /// The operator's Events mark transitions, each with its own message: each gets its own
     /// Event.
     pub fn event_recorder(&self) -> Recorder {
         Recorder::new(self.client.clone(), self.reporter.clone())
+    }
+
+    /// Records `event` about `reference` with a recorder of its own ([`Context::event_recorder`]).
+    pub async fn record(&self, event: &Event, reference: &ObjectReference) {
+        record(&self.event_recorder(), event, reference).await;
     }
 
     /// A watch of `K` in the operator's namespaces, for the cache whose reader is `cache`.

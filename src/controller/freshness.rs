@@ -4,62 +4,130 @@
 //! not act on a copy older than the operator's last status write: it would repeat that
 //! transition's side effects. The watch that fills the cache delivers a write a moment after the
 //! API server answered it, so for that moment the cache is behind. [`LastWrites`] remembers, per
-//! resource, the resourceVersion of the operator's last write (or fresh read). A cached copy with
-//! that version, or of a resource the operator never wrote, is fresh; any other version is read
-//! again before acting.
+//! resource, the resourceVersion of the operator's last write (or fresh read) and, until the
+//! watch delivers it, the object the API server returned for the write. So a reconcile woken in
+//! that moment (a grant notified right after the URL was issued, say) acts on the written object
+//! instead of reading it again:
 //!
-//! Entries live until the resource is deleted (one short string per resource) instead of being
-//! dropped once the watch delivers the version. The watch hands each event to its observers and
-//! to the cache one after the other, so a reconcile running between the two found the entry gone
-//! and the cache still old: the race that once repeated an Authorized Event in CI.
+//! - a cached copy with the last version, or of a resource the operator never wrote, is
+//!   [`Latest::Cached`];
+//! - a cached copy with the version the write replaced is behind by exactly that write:
+//!   [`Latest::Written`];
+//! - any other version (someone else wrote since) is [`Latest::Unknown`], to be read again.
+//!
+//! Versions live until the resource is deleted (one short string per resource) instead of being
+//! dropped once the watch delivers them. The watch hands each event to its observers and to the
+//! cache one after the other, so a reconcile running between the two found the entry gone and
+//! the cache still old: the race that once repeated an Authorized Event in CI. The written
+//! object is dropped when the watch delivers its version; a reconcile in that gap finds the
+//! cache behind and reads again, which costs a request and risks nothing.
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
 use kube::{ResourceExt as _, runtime::watcher::Event};
 
 use crate::api::AcqpAuthorization;
 
-/// The resourceVersion of each AcqpAuthorization as the operator last wrote or read it, by UID.
+/// The newest copy of a resource the operator can prove, for [`LastWrites::latest`].
+#[derive(Clone, Debug)]
+pub(crate) enum Latest {
+    /// The cached copy shows the operator's last write or read.
+    Cached,
+    /// The cache is one write behind: this is what the API server returned for that write.
+    Written(Arc<AcqpAuthorization>),
+    /// Not provably fresh: read it again.
+    Unknown,
+}
+
+/// What the operator last wrote or read of one resource.
+struct Entry {
+    version: String,
+    /// Until the watch delivers `version`: the version the write replaced, and the written
+    /// object.
+    in_flight: Option<(String, Arc<AcqpAuthorization>)>,
+}
+
+/// The operator's last write or read of each AcqpAuthorization, by UID.
 #[derive(Default)]
-pub(crate) struct LastWrites(Mutex<HashMap<String, String>>);
+pub(crate) struct LastWrites(Mutex<HashMap<String, Entry>>);
 
 impl LastWrites {
-    /// Whether `cached` is at least as new as what the operator last wrote or read of it.
-    pub(crate) fn is_current(&self, cached: &AcqpAuthorization) -> bool {
+    /// How `cached` compares with what the operator last wrote or read of it.
+    pub(crate) fn latest(&self, cached: &AcqpAuthorization) -> Latest {
         let Some(uid) = cached.metadata.uid.as_deref() else {
-            return false;
+            return Latest::Unknown;
         };
-        self.versions()
-            .get(uid)
-            .is_none_or(|version| cached.metadata.resource_version.as_ref() == Some(version))
+        let entries = self.entries();
+        let Some(entry) = entries.get(uid) else {
+            return Latest::Cached;
+        };
+        let cached_version = cached.metadata.resource_version.as_deref();
+        match &entry.in_flight {
+            _ if cached_version == Some(entry.version.as_str()) => Latest::Cached,
+            Some((replaced, written)) if cached_version == Some(replaced.as_str()) => {
+                Latest::Written(written.clone())
+            }
+            _ => Latest::Unknown,
+        }
     }
 
-    /// Records the version the API server just returned for a write or a read.
+    /// Records a fresh read.
     pub(crate) fn saw(&self, object: &AcqpAuthorization) {
+        self.record(object, None);
+    }
+
+    /// Records what the API server returned for a write made on `base`.
+    pub(crate) fn wrote(&self, base: &AcqpAuthorization, mut written: AcqpAuthorization) {
+        // The cache holds no managedFields either: a third of an object's size.
+        written.managed_fields_mut().clear();
+        let written = Arc::new(written);
+        let in_flight = base
+            .resource_version()
+            .map(|replaced| (replaced, Arc::clone(&written)));
+        self.record(&written, in_flight);
+    }
+
+    fn record(
+        &self,
+        object: &AcqpAuthorization,
+        in_flight: Option<(String, Arc<AcqpAuthorization>)>,
+    ) {
         if let (Some(uid), Some(version)) = (object.uid(), object.resource_version()) {
-            self.versions().insert(uid, version);
+            self.entries().insert(uid, Entry { version, in_flight });
         }
     }
 
-    /// Follows the watch: a deleted resource is forgotten.
+    /// Follows the watch: a delivered write's object is dropped, a deleted resource forgotten.
     pub(crate) fn observe(&self, event: &Event<AcqpAuthorization>) {
-        if let Event::Delete(object) = event
-            && let Some(uid) = object.metadata.uid.as_deref()
+        let (Event::Apply(object) | Event::InitApply(object) | Event::Delete(object)) = event
+        else {
+            return;
+        };
+        let Some(uid) = object.metadata.uid.as_deref() else {
+            return;
+        };
+        let mut entries = self.entries();
+        if let Event::Delete(_) = event {
+            entries.remove(uid);
+        } else if let Some(entry) = entries.get_mut(uid)
+            && object.metadata.resource_version.as_ref() == Some(&entry.version)
         {
-            self.versions().remove(uid);
+            entry.in_flight = None;
         }
     }
 
-    /// How many resources have an entry.
+    /// How many resources have an entry, and how many of those hold a written object.
     #[cfg(test)]
-    fn len(&self) -> usize {
-        self.versions().len()
+    fn len(&self) -> (usize, usize) {
+        let entries = self.entries();
+        let in_flight = entries.values().filter(|e| e.in_flight.is_some()).count();
+        (entries.len(), in_flight)
     }
 
-    fn versions(&self) -> MutexGuard<'_, HashMap<String, String>> {
+    fn entries(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -67,6 +135,16 @@ impl LastWrites {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What [`LastWrites::latest`] says of `cached`, as text: `cached`, `unknown`, or
+    /// `written <resourceVersion>`.
+    fn latest(writes: &LastWrites, cached: &AcqpAuthorization) -> String {
+        match writes.latest(cached) {
+            Latest::Cached => "cached".into(),
+            Latest::Unknown => "unknown".into(),
+            Latest::Written(object) => format!("written {}", object.resource_version().unwrap()),
+        }
+    }
 
     fn version(uid: &str, resource_version: &str) -> AcqpAuthorization {
         let mut object: AcqpAuthorization = serde_json::from_value(serde_json::json!({
@@ -87,37 +165,63 @@ mod tests {
 
     #[test]
     fn a_resource_never_written_is_current() {
-        assert!(LastWrites::default().is_current(&version("u", "1")));
+        assert_eq!(latest(&LastWrites::default(), &version("u", "1")), "cached");
     }
 
     #[test]
     fn the_cache_is_behind_until_it_holds_the_written_version() {
         let writes = LastWrites::default();
-        writes.saw(&version("u", "2"));
-        assert!(!writes.is_current(&version("u", "1")));
-        assert!(writes.is_current(&version("u", "2")));
+        writes.wrote(&version("u", "1"), version("u", "2"));
+        assert_eq!(
+            latest(&writes, &version("u", "1")),
+            "written 2",
+            "one write behind: the written object"
+        );
+        assert_eq!(latest(&writes, &version("u", "2")), "cached");
         // Someone else's later write: not provably fresh, so read again (and record that read).
-        assert!(!writes.is_current(&version("u", "3")));
+        assert_eq!(latest(&writes, &version("u", "3")), "unknown");
         writes.saw(&version("u", "3"));
-        assert!(writes.is_current(&version("u", "3")));
-        assert!(writes.is_current(&version("other", "1")));
+        assert_eq!(latest(&writes, &version("u", "3")), "cached");
+        assert_eq!(latest(&writes, &version("u", "2")), "unknown");
+        assert_eq!(latest(&writes, &version("other", "1")), "cached");
+    }
+
+    #[test]
+    fn a_copy_older_than_the_replaced_version_is_unknown() {
+        let writes = LastWrites::default();
+        writes.wrote(&version("u", "2"), version("u", "3"));
+        assert_eq!(latest(&writes, &version("u", "1")), "unknown");
     }
 
     /// The CI race: the watch delivers the written version to its observers just before the
-    /// cache stores it. Observing that event must not make the old cached copy look current.
+    /// cache stores it. Observing that event must not make the old cached copy look current;
+    /// once the written object is dropped, that copy is read again.
     #[test]
     fn observing_the_written_version_before_the_cache_stores_it_keeps_the_old_copy_stale() {
         let writes = LastWrites::default();
-        writes.saw(&version("u", "2"));
+        writes.wrote(&version("u", "1"), version("u", "2"));
         writes.observe(&Event::Apply(version("u", "2")));
-        assert!(!writes.is_current(&version("u", "1")));
+        assert_eq!(latest(&writes, &version("u", "1")), "unknown");
+        assert_eq!(latest(&writes, &version("u", "2")), "cached");
+    }
+
+    #[test]
+    fn written_objects_are_held_only_until_the_watch_delivers_them() {
+        let writes = LastWrites::default();
+        writes.wrote(&version("u", "1"), version("u", "2"));
+        writes.wrote(&version("v", "1"), version("v", "2"));
+        assert_eq!(writes.len(), (2, 2));
+        writes.observe(&Event::Apply(version("u", "2")));
+        // An older event of v (a relist, say) does not drop v's newer write.
+        writes.observe(&Event::InitApply(version("v", "1")));
+        assert_eq!(writes.len(), (2, 1));
     }
 
     #[test]
     fn deleted_resources_are_forgotten() {
         let writes = LastWrites::default();
-        writes.saw(&version("u", "2"));
+        writes.wrote(&version("u", "1"), version("u", "2"));
         writes.observe(&Event::Delete(version("u", "2")));
-        assert_eq!(writes.len(), 0);
+        assert_eq!(writes.len(), (0, 0));
     }
 }

@@ -17,18 +17,13 @@ use prometheus_client::{
     registry::Registry as MetricRegistry,
 };
 
-use super::{
-    metrics::phase_label,
-    registry::{Readiness, Registry},
-};
+use super::{metrics::phase_label, registry::Registry};
 use crate::api::{AcqpAuthorization, Phase};
+use crate::reconcile::application::Readiness;
 
 /// The condition types these gauges read (kstatus).
 const READY: &str = "Ready";
 const STALLED: &str = "Stalled";
-
-/// The Ready reason of an application that is Ready (the application controller's word).
-const APPLICATION_READY_REASON: &str = "Connected";
 
 /// Names the resource an alert is about, the way `kubectl get acqpauth -n NAMESPACE NAME` does,
 /// with the application and the ACQP the message needs.
@@ -141,10 +136,9 @@ pub(crate) fn scrape(
 
     let ready = Family::<ApplicationLabels, Gauge>::default();
     for app in applications.applications() {
-        let (value, reason) = match &app.facts.readiness {
-            Readiness::Ready => (1, APPLICATION_READY_REASON),
-            Readiness::NotReady { reason, .. } => (0, reason.as_str()),
-        };
+        let readiness = &app.facts.readiness;
+        let value = i64::from(*readiness == Readiness::Ready);
+        let reason = readiness.reason();
         ready
             .get_or_create(&ApplicationLabels {
                 namespace: app.key.namespace.clone(),
@@ -234,9 +228,8 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::controller::registry::{
-        AppKey, Application, ApplicationFacts, ClientSource, NotReadyReason,
-    };
+    use crate::controller::registry::{AppKey, Application, ClientSource};
+    use crate::reconcile::application::{ApplicationFacts, NotReadyReason};
 
     /// An AcqpAuthorization `name` in namespace `team` with `status`.
     fn authorization(name: &str, status: Value) -> AcqpAuthorization {

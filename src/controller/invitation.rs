@@ -16,6 +16,8 @@ use crate::devcenter::policy::{self, EndpointPolicy};
 
 /// Attempts per URL; the URL is also in status and an Event, so a lost webhook loses nothing.
 const ATTEMPTS: u32 = 5;
+/// The wait after the first failed attempt; it doubles after each further one.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// Limit for one attempt, connection included.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deliveries in flight at once, across all namespaces.
@@ -128,7 +130,6 @@ async fn send(policy: &Arc<EndpointPolicy>, url: &str, body: &serde_json::Value)
             return;
         }
     };
-    let mut delay = Duration::from_secs(1);
     for attempt in 1..=ATTEMPTS {
         match client.post(url).json(body).send().await {
             Ok(response) if response.status().is_success() => return,
@@ -151,8 +152,8 @@ async fn send(policy: &Arc<EndpointPolicy>, url: &str, body: &serde_json::Value)
                 tracing::warn!(%host, %error, attempt, "invitation webhook failed")
             }
         }
+        let delay = crate::backoff::doubling(FIRST_RETRY, attempt, Duration::MAX);
         tokio::time::sleep(delay).await;
-        delay *= 2;
     }
 }
 

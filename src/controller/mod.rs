@@ -16,6 +16,7 @@ mod namespaces;
 mod notify;
 mod poller;
 pub mod registry;
+mod resync;
 
 use std::{net::SocketAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
@@ -25,9 +26,9 @@ use kube_lease_manager::LeaseManagerBuilder;
 use tokio::{net::TcpListener, sync::watch};
 use tracing_subscriber::EnvFilter;
 
-pub use context::{Caches, Context, MANAGER};
+pub use context::{Caches, Context, FIELD_MANAGER};
 pub use metrics::Metrics;
-pub use registry::{Application, ApplicationFacts, NotReadyReason, Readiness, Registry};
+pub use registry::{Application, Registry};
 
 use crate::{
     api::AcqpAuthorization,
@@ -210,7 +211,7 @@ async fn lead(
         let manager = LeaseManagerBuilder::new(client, &args.lease_name)
             .with_namespace(&namespace)
             .with_identity(&identity)
-            .with_field_manager(format!("{MANAGER}-{identity}"))
+            .with_field_manager(format!("{FIELD_MANAGER}-{identity}"))
             // controller-runtime's 15 s: a standby re-reads the Lease only when the holder's
             // term runs out, even after a clean release, so the duration bounds every takeover.
             .with_duration(15)
@@ -239,6 +240,7 @@ async fn lead(
         async move {
             tokio::join!(
                 application::run(ctx.clone()),
+                resync::run(ctx.clone()),
                 authorization::run(ctx, wakes, writers),
             );
         }

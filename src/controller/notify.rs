@@ -385,13 +385,12 @@ mod tests {
     use futures::FutureExt as _;
 
     use super::*;
-    use crate::controller::registry::{
-        AppKey, Application, ApplicationFacts, ClientSource, Readiness,
-    };
+    use crate::controller::registry::{AppKey, Application, ClientSource};
     use crate::devcenter::{
         ClientConfig, DevCenterClient, signing,
         signing::{SigningKey, VerifyingKey},
     };
+    use crate::reconcile::application::{ApplicationFacts, Readiness};
 
     const CLIENT_ID: &str = "SANDBOX_ACQP_OPERATOR_DEMO";
 

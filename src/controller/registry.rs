@@ -11,11 +11,8 @@ use std::{
 use tokio::{sync::Notify, task::JoinHandle};
 
 use crate::{
-    api::Product,
-    devcenter::{
-        DevCenterClient,
-        wire::{AuthorizationRecord, Role},
-    },
+    devcenter::{DevCenterClient, wire::AuthorizationRecord},
+    reconcile::application::{ApplicationFacts, NotReadyReason, Readiness},
 };
 
 /// A DeveloperCenterApplication's namespace and name.
@@ -25,71 +22,6 @@ pub struct AppKey {
     pub namespace: String,
     /// The application's name.
     pub name: String,
-}
-
-/// Why an application cannot be used to invite ACQPs; the Ready condition's reason.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NotReadyReason {
-    /// The credentials Secret does not exist.
-    CredentialsNotFound,
-    /// The Secret lacks a key, or a key is not a usable PEM.
-    CredentialsInvalid,
-    /// The Developer Center does not accept the Client ID or the signature.
-    CredentialsRejected,
-    /// The Developer Center's answers do not verify with the configured public key.
-    DevCenterUnverified,
-    /// The Developer Center cannot be reached or keeps answering U.
-    DevCenterUnavailable,
-    /// The credentials belong to a user who is not a Developer Admin.
-    PermissionDenied,
-    /// An authentic answer went past what the operator holds for one application.
-    ContractViolation,
-    /// The operator's endpoint policy refuses `spec.endpoint`: nothing is sent there.
-    EndpointNotAllowed,
-    /// A Production application that has not passed sandbox acceptance testing.
-    SandboxAcceptancePending,
-}
-
-impl NotReadyReason {
-    /// The CamelCase condition reason.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotReadyReason::CredentialsNotFound => "CredentialsNotFound",
-            NotReadyReason::CredentialsInvalid => "CredentialsInvalid",
-            NotReadyReason::CredentialsRejected => "CredentialsRejected",
-            NotReadyReason::DevCenterUnverified => "DevCenterUnverified",
-            NotReadyReason::DevCenterUnavailable => "DevCenterUnavailable",
-            NotReadyReason::PermissionDenied => "PermissionDenied",
-            NotReadyReason::ContractViolation => "ContractViolation",
-            NotReadyReason::EndpointNotAllowed => "EndpointNotAllowed",
-            NotReadyReason::SandboxAcceptancePending => "SandboxAcceptancePending",
-        }
-    }
-}
-
-/// Whether an application can be used, and if not why, in words that say what to fix.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Readiness {
-    /// Credentials load, a signed call succeeds and the role is Developer Admin.
-    Ready,
-    /// Something a human (or the Developer Center's recovery) must fix first.
-    NotReady {
-        /// The condition reason.
-        reason: NotReadyReason,
-        /// The condition message.
-        message: String,
-    },
-}
-
-/// What the application controller learned about an application.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApplicationFacts {
-    /// Ready, or why not.
-    pub readiness: Readiness,
-    /// The credentials' role, once the Developer Center has answered.
-    pub role: Option<Role>,
-    /// Products integrated in the application (only these can be authorized).
-    pub integrated_products: Vec<Product>,
 }
 
 impl ApplicationFacts {

@@ -1,15 +1,11 @@
-//! The signed HTTP client for the Developer Center API, and the checks on pushed notifications.
+//! The signed HTTP client for the Developer Center API: the retrying caller, and the checks on
+//! pushed notifications.
 //!
 //! Every call signs its body, verifies the signed response, and retries outcomes that are
 //! unknown (U results, HTTP 5xx and 429, timeouts, broken connections) with the very same body,
 //! so a retried `generateUrl` keeps its `authorizationRequestId` and cannot mint a second URL.
 
-use std::{
-    collections::HashMap,
-    num::NonZeroU32,
-    sync::{Arc, Mutex, PoisonError},
-    time::Duration,
-};
+use std::{num::NonZeroU32, sync::Arc, time::Duration};
 
 use rand::Rng as _;
 use reqwest::{
@@ -20,9 +16,11 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio::time::Instant;
 
 use super::{
-    Error,
+    Error, authenticity,
     limits::{self, ListBudget},
     policy::{self, EndpointPolicy},
+    rate::{RateLimit, RateLimiter},
+    replay::SeenNotifications,
     signing::{self, SigningKey, VerifyingKey},
     wire::{
         APPLICATION_INQUIRY_PATH, AUTHORIZATION_INQUIRY_PATH, ApplicationInquiryRequest,
@@ -39,13 +37,6 @@ pub const JSON_UTF8: &str = "application/json; charset=UTF-8";
 /// body past this cannot be an answer to our call (a wrong endpoint, or a hostile one), and
 /// reading it whole would let the other end grow the operator's memory without bound.
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
-
-/// How far the signed time of a response (`Response-Time`) or notification (`Request-Time`) may
-/// lie from our clock, either way. Older messages are refused as replays: the signature binds a
-/// message to a path and Client-Id, not to one request, so without this a recorded answer could
-/// be played back much later. The allowance covers clock skew and slow answers; the Developer
-/// Center signs each notification retry anew, with a fresh time.
-pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
 /// How to reach and authenticate to one Developer Center application.
 #[derive(Debug)]
@@ -74,30 +65,6 @@ pub struct ClientConfig {
     pub endpoint_policy: Arc<EndpointPolicy>,
     /// Refuse plain HTTP (Production applications: TLS protects the tokens in the answers).
     pub https_only: bool,
-}
-
-/// A token bucket: up to `burst` requests at once, refilled at `requests_per_second`. Bursts
-/// matter: a hundred resources applied together each need one `generateUrl`, and evenly spaced
-/// requests would make the last one wait for all the others.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RateLimit {
-    /// The sustained rate.
-    pub requests_per_second: NonZeroU32,
-    /// Requests that may go at once after a quiet spell.
-    pub burst: NonZeroU32,
-}
-
-impl Default for RateLimit {
-    /// 50 requests per second with bursts of 100: far below what one application's traffic
-    /// needs in steady state (a few list pages per poll interval), high enough that applying
-    /// hundreds of resources at once converges in seconds. A gateway that throttles answers
-    /// `REQUEST_TRAFFIC_EXCEED_LIMIT`, which the client retries with backoff.
-    fn default() -> Self {
-        Self {
-            requests_per_second: NonZeroU32::new(50).expect("50 is not zero"),
-            burst: NonZeroU32::new(100).expect("100 is not zero"),
-        }
-    }
 }
 
 impl ClientConfig {
@@ -151,54 +118,6 @@ struct Inner {
     base_path: String,
     limiter: RateLimiter,
     seen: SeenNotifications,
-}
-
-/// Signatures of the notifications verified lately, so a replay inside the freshness window is
-/// recognised. Only verified notifications are recorded, so only the Developer Center (or a
-/// replay of what it sent) can add entries; they expire after twice [`MAX_CLOCK_SKEW`], the
-/// longest time one signed notification can pass the freshness check. Keyed by the SHA-256 of
-/// the signature: a tenth of the signature's size.
-#[derive(Default)]
-struct SeenNotifications(Mutex<HashMap<[u8; 32], Instant>>);
-
-/// Entries kept at most; past this the oldest are forgotten (a forgotten duplicate costs one
-/// more refresh, nothing else).
-const SEEN_NOTIFICATIONS_MAX: usize = 4096;
-
-impl SeenNotifications {
-    /// Records `signature`; false if it was recorded within the window already.
-    fn first_time(&self, signature: &str) -> bool {
-        let now = Instant::now();
-        let window = MAX_CLOCK_SKEW * 2;
-        let digest = ring::digest::digest(&ring::digest::SHA256, signature.as_bytes());
-        let key: [u8; 32] = digest
-            .as_ref()
-            .try_into()
-            .expect("SHA-256 digests are 32 bytes");
-        let mut seen = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.retain(|_, first| now.duration_since(*first) < window);
-        if seen.contains_key(&key) {
-            return false;
-        }
-        if seen.len() >= SEEN_NOTIFICATIONS_MAX {
-            let oldest = seen
-                .iter()
-                .min_by_key(|(_, first)| **first)
-                .map(|(k, _)| *k);
-            if let Some(oldest) = oldest {
-                seen.remove(&oldest);
-            }
-        }
-        seen.insert(key, now);
-        true
-    }
-}
-
-impl std::fmt::Debug for SeenNotifications {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let count = self.0.lock().unwrap_or_else(PoisonError::into_inner).len();
-        write!(f, "SeenNotifications({count})")
-    }
 }
 
 /// Why one attempt did not produce a verified S response.
@@ -324,7 +243,13 @@ impl DevCenterClient {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Notification, Error> {
-        self.authenticate(path, signing::REQUEST_TIME_HEADER, headers, body)?;
+        authenticity::verify(
+            &self.inner.config,
+            path,
+            signing::REQUEST_TIME_HEADER,
+            headers,
+            body,
+        )?;
         let notification: Notification =
             serde_json::from_slice(body).map_err(|e| Error::Protocol {
                 path: path.to_owned(),
@@ -538,8 +463,15 @@ impl DevCenterClient {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Vec<u8>, AttemptError> {
-        self.authenticate(signed_path, signing::RESPONSE_TIME_HEADER, headers, body)
-            .map_err(|error| AttemptError::Final(with_status(error, status)))?;
+        let config = &self.inner.config;
+        authenticity::verify(
+            config,
+            signed_path,
+            signing::RESPONSE_TIME_HEADER,
+            headers,
+            body,
+        )
+        .map_err(|error| AttemptError::Final(authenticity::with_status(error, status)))?;
         let ResultResponse { result } = serde_json::from_slice(body).map_err(|e| {
             AttemptError::Final(Error::Protocol {
                 path: signed_path.to_owned(),
@@ -561,48 +493,6 @@ impl DevCenterClient {
         }
     }
 
-    /// Checks that a message was signed by the Developer Center for this application.
-    fn authenticate(
-        &self,
-        path: &str,
-        time_header: &str,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<(), Error> {
-        let unverified = |reason: String| Error::Unverified {
-            path: path.to_owned(),
-            reason,
-        };
-        let header = |name: &str| {
-            let value = headers
-                .get(name)
-                .ok_or_else(|| unverified(format!("no {name} header")))?;
-            value
-                .to_str()
-                .map_err(|_| unverified(format!("the {name} header is not ASCII")))
-        };
-        let client_id = header(signing::CLIENT_ID_HEADER)?;
-        let config = &self.inner.config;
-        if client_id != config.client_id {
-            return Err(unverified(format!(
-                "it is addressed to Client-Id {client_id:?}"
-            )));
-        }
-        let time = header(time_header)?;
-        let signature = header(signing::SIGNATURE_HEADER)?;
-        signing::verify(
-            &config.devcenter_key,
-            path,
-            client_id,
-            time,
-            body,
-            signature,
-        )
-        .map_err(|e| unverified(format!("{e} (checked with {:?})", config.devcenter_key)))?;
-        // After the signature, so the time judged is the one the sender signed.
-        check_fresh(time_header, time, jiff::Timestamp::now()).map_err(unverified)
-    }
-
     fn signed_headers(&self, time_header: &'static str, time: &str, signature: &str) -> HeaderMap {
         // Client IDs, our times and Base64 signatures are plain ASCII; a Client ID that is not
         // cannot have been signed either, so failing loudly here is the honest outcome.
@@ -617,29 +507,6 @@ impl DevCenterClient {
         headers.insert(signing::SIGNATURE_HEADER, value(signature));
         headers
     }
-}
-
-/// Why a message's signed time (the `header` value `time`) is not acceptable at `now`, if not.
-fn check_fresh(header: &str, time: &str, now: jiff::Timestamp) -> Result<(), String> {
-    let sent: jiff::Timestamp = time
-        .parse()
-        .map_err(|_| format!("{header} {time:?} is not an ISO 8601 time with an offset"))?;
-    let max_skew = MAX_CLOCK_SKEW.as_secs() as i64;
-    let age = now.as_second() - sent.as_second();
-    if age > max_skew {
-        return Err(format!(
-            "{header} {time} is {age}s old; messages older than {max_skew}s are refused as \
-             replays"
-        ));
-    }
-    if -age > max_skew {
-        return Err(format!(
-            "{header} {time} is {}s in the future; check the clocks (at most {max_skew}s of skew \
-             is accepted)",
-            -age
-        ));
-    }
-    Ok(())
 }
 
 /// Reads a response body, refusing one larger than [`MAX_RESPONSE_BYTES`] as soon as it is
@@ -674,24 +541,10 @@ async fn read_capped(
     Ok(body)
 }
 
-/// Adds the HTTP status to an authentication failure: an unsigned 404 means a wrong endpoint.
-fn with_status(error: Error, status: StatusCode) -> Error {
-    match error {
-        Error::Unverified { path, reason } => Error::Unverified {
-            path,
-            reason: format!("{reason} (HTTP {status})"),
-        },
-        other => other,
-    }
-}
-
 /// Exponential backoff with "equal jitter": half the delay is fixed, half random, so retries of
 /// many clients spread out while each still waits a predictable minimum.
 fn backoff(config: &ClientConfig, attempts: u32) -> Duration {
-    let exponential = config
-        .retry_base_delay
-        .saturating_mul(1 << (attempts - 1).min(16));
-    let delay = exponential.min(config.retry_max_delay);
+    let delay = crate::backoff::doubling(config.retry_base_delay, attempts, config.retry_max_delay);
     delay / 2 + delay.mul_f64(rand::rng().random_range(0.0..=0.5))
 }
 
@@ -718,41 +571,6 @@ fn describe(error: &reqwest::Error) -> String {
         "the request failed (no answer)"
     };
     kind.to_owned()
-}
-
-/// The generic cell rate algorithm (GCRA), the token bucket without a refill task: each caller
-/// reserves the next slot of the sustained rate and may take it up to `burst` intervals early.
-#[derive(Debug)]
-struct RateLimiter {
-    interval: Duration,
-    /// How far ahead of the sustained rate a caller may go: `burst - 1` intervals.
-    tolerance: Duration,
-    /// The theoretical arrival time: when the bucket would be full again.
-    full_at: std::sync::Mutex<Instant>,
-}
-
-impl RateLimiter {
-    fn new(limit: RateLimit) -> Self {
-        let interval = Duration::from_secs(1) / limit.requests_per_second.get();
-        Self {
-            interval,
-            tolerance: interval * (limit.burst.get() - 1),
-            full_at: std::sync::Mutex::new(Instant::now()),
-        }
-    }
-
-    async fn acquire(&self) {
-        let slot = {
-            // The lock is never held across an await, so a poisoned lock only means another
-            // caller panicked between two lines that cannot panic; its value is still sound.
-            let mut full_at = self.full_at.lock().unwrap_or_else(|e| e.into_inner());
-            let now = Instant::now();
-            let start = (*full_at).max(now);
-            *full_at = start + self.interval;
-            start.checked_sub(self.tolerance).unwrap_or(now).max(now)
-        };
-        tokio::time::sleep_until(slot).await;
-    }
 }
 
 #[cfg(test)]
@@ -845,39 +663,6 @@ mod tests {
         assert_eq!(reason((headers, body), NOTIFY_PATH), "no Signature header");
     }
 
-    #[test]
-    fn message_times_outside_the_skew_are_refused() {
-        let now: jiff::Timestamp = "2026-11-27T04:10:00Z".parse().unwrap();
-        // The same instants in another offset count the same: the check is on absolute time.
-        for accepted in [
-            "2026-11-27T12:10:00+08:00",
-            "2026-11-27T04:05:00+00:00",
-            "2026-11-27T04:15:00Z",
-        ] {
-            assert_eq!(
-                check_fresh("Request-Time", accepted, now),
-                Ok(()),
-                "{accepted}"
-            );
-        }
-        let refused = |time: &str| check_fresh("Request-Time", time, now).unwrap_err();
-        let stale = refused("2026-11-27T12:04:59+08:00");
-        assert_eq!(
-            stale,
-            "Request-Time 2026-11-27T12:04:59+08:00 is 301s old; messages older than 300s are \
-             refused as replays"
-        );
-        let future = refused("2026-11-27T04:15:01Z");
-        assert!(future.contains("is 301s in the future"), "{future}");
-        for garbage in ["", "yesterday", "2026-11-27T04:10:00", "2026-11-27"] {
-            let reason = refused(garbage);
-            assert!(
-                reason.contains("is not an ISO 8601 time"),
-                "{garbage:?}: {reason}"
-            );
-        }
-    }
-
     /// The checks the fuzz targets drive are the ones a call runs: the outcome follows the
     /// signed result, and the signed path includes the endpoint's own path.
     #[test]
@@ -953,30 +738,5 @@ mod tests {
                 "attempt {attempts}: {delay:?} vs {full:?}"
             );
         }
-    }
-
-    #[tokio::test]
-    async fn rate_limiter_allows_a_burst_then_the_sustained_rate() {
-        let limiter = RateLimiter::new(RateLimit {
-            requests_per_second: NonZeroU32::new(50).unwrap(),
-            burst: NonZeroU32::new(5).unwrap(),
-        });
-        let started = Instant::now();
-        for _ in 0..5 {
-            limiter.acquire().await;
-        }
-        let burst = started.elapsed();
-        for _ in 0..5 {
-            limiter.acquire().await;
-        }
-        // Five go at once; the next five wait 20 ms each. Without a burst the first five would
-        // take 80 ms, so 60 ms tells the two apart with room for a loaded machine (one took
-        // 15 ms for five immediate acquires).
-        assert!(burst < Duration::from_millis(60), "burst took {burst:?}");
-        assert!(
-            started.elapsed() >= Duration::from_millis(100),
-            "{:?}",
-            started.elapsed()
-        );
     }
 }

@@ -1,4 +1,4 @@
-//! The JSON bodies of the Developer Center API (design §3), shared by the client and the simulator.
+//! The JSON bodies of the Developer Center API, shared by the client and the simulator.
 //!
 //! Every response carries a [`ResultInfo`]; the rest of a response body is only present when the
 //! result is S, so a receiver reads [`ResultResponse`] first and the full response only on success.
@@ -174,6 +174,17 @@ pub enum Role {
     Developer,
     /// May onboard merchants, not authorize.
     MerchantOnboarding,
+}
+
+impl Role {
+    /// The wire spelling, as status and messages show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::DeveloperAdmin => "DeveloperAdmin",
+            Role::Developer => "Developer",
+            Role::MerchantOnboarding => "MerchantOnboarding",
+        }
+    }
 }
 
 /// `POST /application/inquiry` takes an empty object.

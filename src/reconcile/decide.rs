@@ -5,8 +5,8 @@ use super::annotations::Requests;
 use super::conditions::{self, Wanted};
 use super::secret::{self, SecretView};
 use super::{
-    Action, ApplicationView, Decision, Event, Input, IssuedUrl, Refusal, RemoteAuthorization,
-    RemoteView,
+    Action, ApplicationView, Decision, Event, Input, IssuedUrl, Reason, Refusal,
+    RemoteAuthorization, RemoteView, UrlAnswer,
 };
 use crate::api::{
     AcqpAuthorizationStatus, AcqpStatus, Phase, Product, RevocationPolicy, TokenSecretRef,
@@ -20,8 +20,6 @@ use std::time::Duration;
 const URL_EXPIRY_MARGIN: SignedDuration = SignedDuration::from_secs(60);
 /// How long a refusal by the Developer Center stands before the operator asks again.
 const REFUSAL_RETRY: SignedDuration = SignedDuration::from_secs(600);
-/// How often a settled resource (Ready or Stalled) is looked at without a wake-up.
-const SETTLED_RESYNC: Duration = Duration::from_secs(600);
 /// How soon to look again while the first list of authorizations is pending.
 const FIRST_LIST_RETRY: Duration = Duration::from_secs(5);
 
@@ -42,7 +40,7 @@ fn decide_unpaused(mut next: Next<'_, '_>) -> Decision {
              resource or add its products to {rival}",
             input.resource.spec.acqp.id, input.resource.spec.application_ref.name
         );
-        return next.stalled(Phase::Error, "DuplicateAcqp", message);
+        return next.stalled(Phase::Error, Reason::DuplicateAcqp, message);
     }
     let app = &input.resource.spec.application_ref.name;
     let integrated = match &input.application {
@@ -51,29 +49,29 @@ fn decide_unpaused(mut next: Next<'_, '_>) -> Decision {
                 "DeveloperCenterApplication {app} not found in this namespace: create it or fix \
                  spec.applicationRef.name"
             );
-            return next.stalled(Phase::Error, "ApplicationNotFound", message);
+            return next.stalled(Phase::Error, Reason::ApplicationNotFound, message);
         }
         ApplicationView::PermissionDenied => {
             let message = format!(
                 "the credentials of application {app} are not a Developer Admin's: only a \
                  Developer Admin may generate authorization URLs; use a Developer Admin's keys"
             );
-            return next.stalled(Phase::Error, "PermissionDenied", message);
+            return next.stalled(Phase::Error, Reason::PermissionDenied, message);
         }
         // What the operator last saw for this generation still stands (the token in the Secret
         // still works): keep it rather than flap while the application recovers or, after a
         // restart, loads.
         ApplicationView::NotReady { .. } if next.is_current() => {
-            return next.unchanged(input.poll_interval);
+            return next.unchanged(Some(input.poll_interval));
         }
         ApplicationView::NotReady { reason, message } => {
             let message =
                 format!("waiting for application {app} to become Ready ({reason}: {message})");
             return next.progressing(
                 Phase::Pending,
-                "ApplicationNotReady",
+                Reason::ApplicationNotReady,
                 message,
-                input.poll_interval,
+                Some(input.poll_interval),
             );
         }
         ApplicationView::Ready {
@@ -86,18 +84,19 @@ fn decide_unpaused(mut next: Next<'_, '_>) -> Decision {
             "Secret {name} already exists and is not managed by this AcqpAuthorization ({owner}); \
              it is left untouched: delete or rename it, or set spec.tokenSecret.name"
         );
-        return next.stalled(Phase::Error, "SecretConflict", message);
+        return next.stalled(Phase::Error, Reason::SecretConflict, message);
     }
     let remote = match &input.remote {
         // Nothing is known yet that could change a status written for this generation (an
         // operator restart, say): keep it, so a Ready resource does not flap while listing.
         RemoteView::Unknown if next.is_current() => {
-            return next.unchanged(FIRST_LIST_RETRY);
+            return next.unchanged(Some(FIRST_LIST_RETRY));
         }
         RemoteView::Unknown => {
             let message = "waiting for the first list of authorizations from the Developer Center"
                 .to_string();
-            return next.progressing(Phase::Pending, "Listing", message, FIRST_LIST_RETRY);
+            let retry = Some(FIRST_LIST_RETRY);
+            return next.progressing(Phase::Pending, Reason::Listing, message, retry);
         }
         RemoteView::Absent => None,
         RemoteView::Present(record) => Some(record),
@@ -120,7 +119,7 @@ fn decide_unpaused(mut next: Next<'_, '_>) -> Decision {
              Center first, or remove them from spec.products",
             list(&missing)
         );
-        return next.stalled(Phase::Error, "ProductsNotIntegrated", message);
+        return next.stalled(Phase::Error, Reason::ProductsNotIntegrated, message);
     }
     // A refresh request is the console's "refresh to retry": it ends a standing refusal.
     if let Some(refusal) = standing_refusal(input).filter(|_| next.refresh_pending().is_none()) {
@@ -143,7 +142,7 @@ fn decide_unpaused(mut next: Next<'_, '_>) -> Decision {
                  Agent-Token stays in the Secret until then",
                 list(&missing)
             );
-            next.await_grant("ScopeChangePending", message)
+            next.await_grant(Reason::ScopeChangePending, message)
         }
         Some(record) if next.status.token_revision.unwrap_or(0) > 0 => {
             let since = record.update_time;
@@ -159,66 +158,23 @@ fn decide_unpaused(mut next: Next<'_, '_>) -> Decision {
                         );
                     }
                     next.clear_url();
-                    next.stalled(Phase::Revoked, "Revoked", message)
+                    next.stalled(Phase::Revoked, Reason::Revoked, message)
                 }
                 RevocationPolicy::Reinvite => {
                     let message = format!(
                         "{acqp} cancelled its authorization at {since}; send it the new \
                          authorization URL"
                     );
-                    next.await_grant("Reinvited", message)
+                    next.await_grant(Reason::Reinvited, message)
                 }
             }
         }
         _ => {
             let message =
                 format!("send the authorization URL to {acqp} and wait for it to authorize");
-            next.await_grant("AwaitingAuthorization", message)
+            next.await_grant(Reason::AwaitingAuthorization, message)
         }
     }
-}
-
-/// Records a URL the Developer Center issued after [`super::Action::IssueUrl`].
-pub fn record_url(status: &mut AcqpAuthorizationStatus, issued: IssuedUrl, now: Timestamp) {
-    status.authorization_url = Some(issued.url);
-    status.authorization_url_issued_at = Some(Time(now));
-    status.authorization_url_expires_at = Some(Time(issued.expires_at));
-    status.requested_products = issued.products;
-}
-
-/// Records that the Developer Center refused to issue a URL for a reason a human must fix; the
-/// next decision keeps the resource Stalled for a while instead of asking again at once.
-pub fn record_refusal(
-    status: &mut AcqpAuthorizationStatus,
-    refusal: Refusal,
-    message: &str,
-    generation: i64,
-    now: Timestamp,
-) {
-    let (reason, hint) = match refusal {
-        Refusal::ProductsNotInContract => (
-            "ProductsNotInContract",
-            "the ACQP must add them to its contract with Alipay+, or remove them from spec.products",
-        ),
-        Refusal::ProductsNotIntegrated => (
-            "ProductsNotIntegrated",
-            "add the payment products in the Developer Center first, or remove them from spec.products",
-        ),
-        Refusal::AcqpNotFound => (
-            "AcqpNotFound",
-            "check spec.acqp.id against the Developer Center",
-        ),
-        Refusal::PermissionDenied => ("PermissionDenied", "use a Developer Admin's credentials"),
-    };
-    let wanted = Wanted {
-        ready: false,
-        reason,
-        message: format!("{REFUSAL_PREFIX}: {message}; {hint}"),
-        reconciling: false,
-        stalled: true,
-    };
-    status.conditions = conditions::apply(&status.conditions, &wanted, generation, &Time(now));
-    status.phase = Some(Phase::Error);
 }
 
 /// The status being built, with what the decision needs along the way.
@@ -257,9 +213,9 @@ impl<'i, 'a> Next<'i, 'a> {
             status.token_rotated_at = Some(Time(self.input.now));
             status.authorized_products = record.products.clone();
             let (reason, verb) = if revision == 1 {
-                ("Authorized", "authorized")
+                (Reason::Authorized, "authorized")
             } else {
-                ("TokenRotated", "re-authorized")
+                (Reason::TokenRotated, "re-authorized")
             };
             let message = format!(
                 "{} {verb} {}; Agent-Token revision {revision} ({})",
@@ -292,18 +248,20 @@ impl<'i, 'a> Next<'i, 'a> {
                 );
                 self.actions.push(Action::Event(Event {
                     warning: false,
-                    reason: "SecretAdopted",
+                    reason: Reason::SecretAdopted,
                     message,
                 }));
-            } else if !is_new_grant && matches!(self.input.secret, SecretView::Owned { .. }) {
-                let message = format!(
-                    "Secret {} was changed outside the operator; restored it",
-                    desired.name
-                );
+            } else if !is_new_grant {
+                // The grant is one the operator already delivered: someone else changed or
+                // removed its Secret, which applications reading it should hear about.
+                let what = match self.input.secret {
+                    SecretView::Missing => "deleted outside the operator; recreated it",
+                    _ => "changed outside the operator; restored it",
+                };
                 self.actions.push(Action::Event(Event {
                     warning: true,
-                    reason: "SecretRepaired",
-                    message,
+                    reason: Reason::SecretRepaired,
+                    message: format!("Secret {} was {what}", desired.name),
                 }));
             }
             self.actions.push(Action::WriteSecret(desired));
@@ -317,7 +275,7 @@ impl<'i, 'a> Next<'i, 'a> {
             self.status.last_handled_reinvite_at = Some(value);
             self.actions.push(Action::Event(Event {
                 warning: false,
-                reason: "ReinviteNotNeeded",
+                reason: Reason::ReinviteNotNeeded,
                 message: format!(
                     "{acqp} has authorized every product: no new authorization URL was issued"
                 ),
@@ -337,51 +295,80 @@ impl<'i, 'a> Next<'i, 'a> {
         );
         let wanted = Wanted {
             ready: true,
-            reason: "Authorized",
+            reason: Reason::Authorized.as_str(),
             message,
             reconciling: false,
             stalled: false,
         };
-        self.finish(Phase::Active, wanted, SETTLED_RESYNC)
+        self.finish(Phase::Active, wanted, None)
     }
 
-    /// Waits for the ACQP on a valid URL for the desired products, issuing one if needed.
-    fn await_grant(mut self, reason: &'static str, message: String) -> Decision {
-        let now = self.input.now;
-        let reinvite = self.reinvite_pending();
-        let current_url_expiry = self
-            .status
-            .authorization_url
-            .as_ref()
-            .filter(|_| self.status.requested_products == self.desired && reinvite.is_none())
-            .and(self.status.authorization_url_expires_at.as_ref())
-            .map(|t| t.0)
-            .filter(|expires| *expires > now + URL_EXPIRY_MARGIN);
-        let requeue = match current_url_expiry {
-            Some(expires) => {
-                let until_refresh = (expires - URL_EXPIRY_MARGIN).duration_since(now);
-                self.input.poll_interval.min(until_refresh.unsigned_abs())
+    /// Waits for the ACQP on a valid URL for the desired products, issuing one if needed (or
+    /// recording the one the Developer Center issued, or its refusal).
+    fn await_grant(mut self, reason: Reason, message: String) -> Decision {
+        let mut url_expiry = self.current_url_expiry();
+        if url_expiry.is_none() {
+            let reinvite = self.reinvite_pending();
+            let request_id = self.request_id(reinvite.as_deref());
+            if reinvite.is_some() {
+                self.status.last_handled_reinvite_at = reinvite;
             }
-            None => {
-                let request_id = self.request_id(reinvite.as_deref());
-                if reinvite.is_some() {
-                    self.status.last_handled_reinvite_at = reinvite;
-                }
-                self.actions.push(Action::IssueUrl {
+            match self.input.answer.clone() {
+                None => self.actions.push(Action::IssueUrl {
                     request_id,
                     products: self.desired.clone(),
-                });
-                self.input.poll_interval
+                }),
+                Some(UrlAnswer::Issued(issued)) => {
+                    self.record_url(issued);
+                    url_expiry = self.current_url_expiry();
+                }
+                Some(UrlAnswer::Refused { refusal, message }) => {
+                    return self.refused(refusal, &message);
+                }
             }
-        };
-        let wanted = Wanted {
-            ready: false,
-            reason,
+        }
+        let poll = self.input.poll_interval;
+        let requeue = url_expiry.map_or(poll, |expires| {
+            let until_refresh = (expires - URL_EXPIRY_MARGIN).duration_since(self.input.now);
+            poll.min(until_refresh.unsigned_abs())
+        });
+        self.progressing(Phase::AwaitingAuthorization, reason, message, Some(requeue))
+    }
+
+    /// When the URL in the status expires, if it asks for the desired products, no
+    /// re-invitation wants it replaced, and it is not about to expire.
+    fn current_url_expiry(&self) -> Option<Timestamp> {
+        let now = self.input.now;
+        self.status
+            .authorization_url
+            .as_ref()
+            .filter(|_| {
+                self.status.requested_products == self.desired && self.reinvite_pending().is_none()
+            })
+            .and(self.status.authorization_url_expires_at.as_ref())
+            .map(|t| t.0)
+            .filter(|expires| *expires > now + URL_EXPIRY_MARGIN)
+    }
+
+    /// Puts the URL the Developer Center issued into the status, and says so in an Event.
+    fn record_url(&mut self, issued: IssuedUrl) {
+        let message = format!(
+            "authorization URL for ACQP {} ({}), valid until {}: {}",
+            self.input.resource.spec.acqp.id,
+            Product::join(&issued.products),
+            issued.expires_at,
+            issued.url
+        );
+        self.actions.push(Action::Event(Event {
+            warning: false,
+            reason: Reason::UrlIssued,
             message,
-            reconciling: true,
-            stalled: false,
-        };
-        self.finish(Phase::AwaitingAuthorization, wanted, requeue)
+        }));
+        let status = &mut self.status;
+        status.authorization_url = Some(issued.url);
+        status.authorization_url_issued_at = Some(Time(self.input.now));
+        status.authorization_url_expires_at = Some(Time(issued.expires_at));
+        status.requested_products = issued.products;
     }
 
     /// The refresh request's value, if it has not been acted on yet.
@@ -407,7 +394,7 @@ impl<'i, 'a> Next<'i, 'a> {
         Decision {
             status,
             actions: Vec::new(),
-            requeue_after: SETTLED_RESYNC,
+            requeue_after: None,
         }
     }
 
@@ -437,7 +424,7 @@ impl<'i, 'a> Next<'i, 'a> {
                 super::annotations::PAUSED,
                 super::annotations::PAUSED
             );
-            let paused = (conditions::PAUSED, "Paused", message);
+            let paused = (conditions::PAUSED, Reason::Paused.as_str(), message);
             conditions.push(conditions::present(previous, paused, self.generation, &now));
         }
         if !self.requests.malformed.is_empty() {
@@ -448,7 +435,11 @@ impl<'i, 'a> Next<'i, 'a> {
                 .map(|m| m.message.as_str())
                 .collect::<Vec<_>>()
                 .join("; ");
-            let malformed = (conditions::MALFORMED, "MalformedAnnotation", message);
+            let malformed = (
+                conditions::MALFORMED,
+                Reason::MalformedAnnotation.as_str(),
+                message,
+            );
             conditions.push(conditions::present(
                 previous,
                 malformed,
@@ -464,7 +455,7 @@ impl<'i, 'a> Next<'i, 'a> {
         self.status.observed_generation == Some(self.generation)
     }
 
-    fn unchanged(self, requeue_after: Duration) -> Decision {
+    fn unchanged(self, requeue_after: Option<Duration>) -> Decision {
         let status = self.input.resource.status.clone().unwrap_or_default();
         Decision {
             status,
@@ -476,13 +467,13 @@ impl<'i, 'a> Next<'i, 'a> {
     fn progressing(
         self,
         phase: Phase,
-        reason: &'static str,
+        reason: Reason,
         message: String,
-        requeue: Duration,
+        requeue: Option<Duration>,
     ) -> Decision {
         let wanted = Wanted {
             ready: false,
-            reason,
+            reason: reason.as_str(),
             message,
             reconciling: true,
             stalled: false,
@@ -490,40 +481,54 @@ impl<'i, 'a> Next<'i, 'a> {
         self.finish(phase, wanted, requeue)
     }
 
-    fn stalled(mut self, phase: Phase, reason: &'static str, message: String) -> Decision {
-        let already = conditions::find(&self.status.conditions, conditions::STALLED)
-            .is_some_and(|c| c.reason == reason);
-        if !already {
-            self.actions.push(Action::Event(Event {
-                warning: true,
-                reason,
-                message: message.clone(),
-            }));
-        }
-        let wanted = Wanted {
-            ready: false,
-            reason,
-            message,
-            reconciling: false,
-            stalled: true,
-        };
-        self.finish(phase, wanted, SETTLED_RESYNC)
+    fn stalled(mut self, phase: Phase, reason: Reason, message: String) -> Decision {
+        self.warn_unless_stalled_for(reason, &message);
+        self.finish(phase, stalled_conditions(reason, message), None)
     }
 
-    /// Keeps a refusal recorded by [`record_refusal`] until it is due for another try.
+    /// Stalled on a refusal of the Developer Center that a human must fix; it stands for
+    /// [`REFUSAL_RETRY`] before the operator asks again.
+    fn refused(mut self, refusal: Refusal, message: &str) -> Decision {
+        let reason = refusal.reason();
+        let message = format!("{REFUSAL_PREFIX}: {message}; {}", refusal.hint());
+        self.warn_unless_stalled_for(reason, &message);
+        // The wait runs from this refusal (the Stalled condition's lastTransitionTime), also
+        // when a retry is refused again.
+        self.status
+            .conditions
+            .retain(|c| c.type_ != conditions::STALLED);
+        let retry = REFUSAL_RETRY.unsigned_abs();
+        self.finish(
+            Phase::Error,
+            stalled_conditions(reason, message),
+            Some(retry),
+        )
+    }
+
+    /// Keeps a refusal until it is due for another try.
     fn keep_refusal(self, refusal: StandingRefusal) -> Decision {
         let requeue = refusal
             .retry_at
             .duration_since(self.input.now)
             .unsigned_abs();
-        let wanted = Wanted {
-            ready: false,
-            reason: refusal.reason,
-            message: refusal.message,
-            reconciling: false,
-            stalled: true,
-        };
-        self.finish(Phase::Error, wanted, requeue)
+        self.finish(
+            Phase::Error,
+            stalled_conditions(refusal.reason, refusal.message),
+            Some(requeue),
+        )
+    }
+
+    /// A Warning Event, unless the resource is already Stalled for `reason` (no transition).
+    fn warn_unless_stalled_for(&mut self, reason: Reason, message: &str) {
+        let already = conditions::find(&self.status.conditions, conditions::STALLED)
+            .is_some_and(|c| c.reason == reason.as_str());
+        if !already {
+            self.actions.push(Action::Event(Event {
+                warning: true,
+                reason,
+                message: message.to_owned(),
+            }));
+        }
     }
 
     fn clear_url(&mut self) {
@@ -546,7 +551,7 @@ impl<'i, 'a> Next<'i, 'a> {
             .uid
             .as_deref()
             .unwrap_or_default();
-        let products = list_plain(&self.desired);
+        let products = Product::join(&self.desired);
         let revision = self.status.token_revision.unwrap_or(0);
         let previous = self.status.authorization_url.as_deref().unwrap_or_default();
         let mut material = format!("{uid}\n{products}\n{revision}\n{previous}");
@@ -558,7 +563,7 @@ impl<'i, 'a> Next<'i, 'a> {
         format!("acqpop-{}", &hex::encode(digest.as_ref())[..40])
     }
 
-    fn finish(mut self, phase: Phase, wanted: Wanted, requeue_after: Duration) -> Decision {
+    fn finish(mut self, phase: Phase, wanted: Wanted, requeue_after: Option<Duration>) -> Decision {
         let now = Time(self.input.now);
         if let Some(value) = self.refresh_pending() {
             self.status.last_handled_refresh_at = Some(value);
@@ -593,17 +598,20 @@ impl<'i, 'a> Next<'i, 'a> {
 /// How a refusal's message starts, which tells it from the same reason found by the operator.
 const REFUSAL_PREFIX: &str = "the Developer Center refused the authorization URL";
 
-/// Reasons [`record_refusal`] writes, which stand until [`REFUSAL_RETRY`] has passed.
-const REFUSAL_REASONS: [&str; 4] = [
-    "ProductsNotInContract",
-    "ProductsNotIntegrated",
-    "AcqpNotFound",
-    "PermissionDenied",
-];
+/// The conditions of a resource a human must look at.
+fn stalled_conditions(reason: Reason, message: String) -> Wanted {
+    Wanted {
+        ready: false,
+        reason: reason.as_str(),
+        message,
+        reconciling: false,
+        stalled: true,
+    }
+}
 
 /// A refusal recorded for this generation that is not yet due for a retry.
 struct StandingRefusal {
-    reason: &'static str,
+    reason: Reason,
     message: String,
     retry_at: Timestamp,
 }
@@ -611,12 +619,12 @@ struct StandingRefusal {
 fn standing_refusal(input: &Input<'_>) -> Option<StandingRefusal> {
     let status = input.resource.status.as_ref()?;
     let stalled = conditions::find(&status.conditions, conditions::STALLED)?;
-    let reason = REFUSAL_REASONS.into_iter().find(|r| *r == stalled.reason)?;
+    let refusal = Refusal::with_reason(&stalled.reason)?;
     let retry_at = stalled.last_transition_time.0 + REFUSAL_RETRY;
     let current = stalled.observed_generation == input.resource.metadata.generation;
     let refused = stalled.message.starts_with(REFUSAL_PREFIX);
     (current && refused && input.now < retry_at).then(|| StandingRefusal {
-        reason,
+        reason: refusal.reason(),
         message: stalled.message.clone(),
         retry_at,
     })
@@ -655,13 +663,5 @@ fn list(products: &[Product]) -> String {
     } else {
         "products"
     };
-    format!("{noun} {}", list_plain(products))
-}
-
-fn list_plain(products: &[Product]) -> String {
-    products
-        .iter()
-        .map(|p| p.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    format!("{noun} {}", Product::join(products))
 }

@@ -4,13 +4,17 @@
 //! them, and both therefore agree.
 
 pub mod annotations;
+pub mod application;
 pub mod conditions;
 mod decide;
 pub mod email;
+pub mod observe;
 pub mod outcome;
+mod reason;
 pub mod secret;
 
-pub use decide::{decide, record_refusal, record_url};
+pub use decide::decide;
+pub use reason::Reason;
 
 use crate::api::{AcqpAuthorization, AcqpAuthorizationStatus, AcqpStatus, Product};
 use jiff::Timestamp;
@@ -34,6 +38,9 @@ pub struct Input<'a> {
     pub poll_interval: Duration,
     /// Now.
     pub now: Timestamp,
+    /// What the Developer Center answered to the [`Action::IssueUrl`] of the decision on this
+    /// same input, once the shell has asked; `None` before.
+    pub answer: Option<UrlAnswer>,
 }
 
 /// What the operator knows about the referenced DeveloperCenterApplication.
@@ -93,13 +100,16 @@ pub struct Claim {
 /// What to do, and the status that results once it is done.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Decision {
-    /// The next status. After [`Action::IssueUrl`] it is provisional: the shell records the URL
-    /// with [`record_url`] (or the refusal with [`record_refusal`]) and decides again.
+    /// The next status. With [`Action::IssueUrl`] it is provisional: the shell asks the
+    /// Developer Center and decides once more with the [`UrlAnswer`] in the input, and keeps
+    /// that decision's status, Events and requeue.
     pub status: AcqpAuthorizationStatus,
     /// Side effects, in order.
     pub actions: Vec<Action>,
-    /// When to look again if nothing wakes the resource sooner.
-    pub requeue_after: Duration,
+    /// When something falls due (a URL to replace, a refusal to retry, a poll to wait for),
+    /// if nothing wakes the resource sooner. None when nothing is due: only a change can make a
+    /// difference, and the controller's paced resync of every resource covers a missed one.
+    pub requeue_after: Option<Duration>,
 }
 
 /// A side effect for the shell.
@@ -128,8 +138,8 @@ pub enum Action {
 pub struct Event {
     /// Warning when a human should look; Normal otherwise.
     pub warning: bool,
-    /// CamelCase reason.
-    pub reason: &'static str,
+    /// Why.
+    pub reason: Reason,
     /// What happened.
     pub message: String,
 }
@@ -145,6 +155,62 @@ pub enum Refusal {
     AcqpNotFound,
     /// ACCESS_DENIED.
     PermissionDenied,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 4] = [
+        Refusal::ProductsNotInContract,
+        Refusal::ProductsNotIntegrated,
+        Refusal::AcqpNotFound,
+        Refusal::PermissionDenied,
+    ];
+
+    /// The Stalled condition's reason while the refusal stands.
+    pub fn reason(self) -> Reason {
+        match self {
+            Refusal::ProductsNotInContract => Reason::ProductsNotInContract,
+            Refusal::ProductsNotIntegrated => Reason::ProductsNotIntegrated,
+            Refusal::AcqpNotFound => Reason::AcqpNotFound,
+            Refusal::PermissionDenied => Reason::PermissionDenied,
+        }
+    }
+
+    /// The refusal whose reason a condition names, if any.
+    pub fn with_reason(reason: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.reason().as_str() == reason)
+    }
+
+    /// What a human does about it.
+    fn hint(self) -> &'static str {
+        match self {
+            Refusal::ProductsNotInContract => {
+                "the ACQP must add them to its contract with Alipay+, or remove them from \
+                 spec.products"
+            }
+            Refusal::ProductsNotIntegrated => {
+                "add the payment products in the Developer Center first, or remove them from \
+                 spec.products"
+            }
+            Refusal::AcqpNotFound => "check spec.acqp.id against the Developer Center",
+            Refusal::PermissionDenied => "use a Developer Admin's credentials",
+        }
+    }
+}
+
+/// The Developer Center's answer to an [`Action::IssueUrl`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UrlAnswer {
+    /// It issued this URL.
+    Issued(IssuedUrl),
+    /// It refused, for a reason a human must resolve.
+    Refused {
+        /// Why.
+        refusal: Refusal,
+        /// Its message.
+        message: String,
+    },
 }
 
 /// A URL the Developer Center issued.

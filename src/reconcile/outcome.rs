@@ -3,11 +3,8 @@
 //! with what the operator does.
 
 use super::conditions::{self, STALLED};
-use super::secret::SecretView;
-use super::{Action, Decision, Input, RemoteAuthorization, RemoteView};
-use crate::api::{AcqpAuthorization, AcqpStatus, Phase, Product};
-use crate::devcenter::wire::{AuthorizationRecord, AuthorizationStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use super::{Action, Decision, Input, Reason, RemoteView};
+use crate::api::{AcqpStatus, Phase, Product};
 use serde::Serialize;
 
 /// What happens to one resource, from most to least consequential.
@@ -91,7 +88,7 @@ pub fn summarize(input: &Input<'_>, decision: &Decision) -> Outcome {
     let rotated = decision
         .actions
         .iter()
-        .any(|a| matches!(a, Action::Event(e) if e.reason == "TokenRotated"));
+        .any(|a| matches!(a, Action::Event(e) if e.reason == Reason::TokenRotated));
     let writes = decision
         .actions
         .iter()
@@ -107,13 +104,13 @@ pub fn summarize(input: &Input<'_>, decision: &Decision) -> Outcome {
         let message = format!(
             "Issue an authorization URL for {}. {message}. When the ACQP re-authorizes, the \
              Agent-Token in Secret {secret} is replaced: consumers need the new token",
-            join(&url_products)
+            Product::join(&url_products)
         );
         (Change::RotateToken, message)
     } else if !url_products.is_empty() {
         let message = format!(
             "Issue an authorization URL for {}. {message}",
-            join(&url_products)
+            Product::join(&url_products)
         );
         (Change::IssueUrl, message)
     } else if writes {
@@ -156,76 +153,4 @@ fn capitalized(sentence: &str) -> String {
     chars.next().map_or_else(String::new, |first| {
         first.to_uppercase().chain(chars).collect()
     })
-}
-
-fn join(products: &[Product]) -> String {
-    products
-        .iter()
-        .map(|p| p.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The decision's view of a Developer Center record: the token only as its fingerprint.
-pub fn remote_record(record: &AuthorizationRecord) -> RemoteAuthorization {
-    RemoteAuthorization {
-        status: match record.status {
-            AuthorizationStatus::Active => AcqpStatus::Active,
-            AuthorizationStatus::Inactive => AcqpStatus::Inactive,
-        },
-        products: record.products.clone(),
-        token_fingerprint: record.agent_token.fingerprint(),
-        update_time: record.update_time,
-    }
-}
-
-/// Whether `resource` is the controller owner of the object with `meta` (the operator writes
-/// only Secrets it controls).
-pub fn is_controlled_by(meta: &ObjectMeta, resource: &AcqpAuthorization) -> bool {
-    let uid = resource.metadata.uid.as_deref();
-    meta.owner_references
-        .iter()
-        .flatten()
-        .any(|o| Some(o.uid.as_str()) == uid && o.controller == Some(true))
-}
-
-/// Whether the Secret with `meta` is one the operator released for `resource`'s ACQP: no
-/// owner, the managed-by label, and the acqp-id annotation naming the same ACQP.
-pub fn is_released_for(meta: &ObjectMeta, resource: &AcqpAuthorization) -> bool {
-    use super::secret::{ACQP_ID_ANNOTATION, MANAGED_BY_LABEL, MANAGER};
-    let label = meta.labels.as_ref().and_then(|l| l.get(MANAGED_BY_LABEL));
-    let acqp = meta
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(ACQP_ID_ANNOTATION));
-    meta.owner_references
-        .as_deref()
-        .unwrap_or_default()
-        .is_empty()
-        && label.map(String::as_str) == Some(MANAGER)
-        && acqp == Some(&resource.spec.acqp.id)
-}
-
-/// The token Secret as seen from its metadata alone (who owns it, and the token fingerprint
-/// annotation standing in for the data), for readers that may not read Secret data.
-pub fn secret_view_from_metadata(resource: &AcqpAuthorization, meta: &ObjectMeta) -> SecretView {
-    if is_released_for(meta, resource) {
-        return SecretView::Released;
-    }
-    if !is_controlled_by(meta, resource) {
-        let owners = meta.owner_references.as_deref().unwrap_or_default();
-        let owner = match owners {
-            [] => "it has no owner".to_owned(),
-            [owner, ..] => format!("it belongs to {} {}", owner.kind, owner.name),
-        };
-        return SecretView::Foreign { owner };
-    }
-    let annotations = meta.annotations.clone().unwrap_or_default();
-    SecretView::Owned {
-        data_fingerprint: annotations
-            .get(super::secret::FINGERPRINT_ANNOTATION)
-            .cloned(),
-        labels: meta.labels.clone().unwrap_or_default(),
-        annotations,
-    }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 /// Label on every Secret the operator writes; the operator's Secret cache selects on it.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Value of [`MANAGED_BY_LABEL`].
-pub const MANAGER: &str = "acqp-operator";
+pub const MANAGED_BY: &str = "acqp-operator";
 /// The ACQP whose token the Secret holds.
 pub const ACQP_ID_ANNOTATION: &str = "acqp-operator.io/acqp-id";
 /// The products the token is good for, comma-separated.
@@ -65,7 +65,7 @@ pub fn desired(
 ) -> DesiredSecret {
     let template = &resource.spec.token_secret.template;
     let mut labels = template.labels.clone();
-    labels.insert(MANAGED_BY_LABEL.into(), MANAGER.into());
+    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
     let mut annotations = template.annotations.clone();
     let products = products
         .iter()
@@ -86,6 +86,15 @@ pub fn desired(
 }
 
 impl DesiredSecret {
+    /// How the Secret looks once it is written as desired.
+    pub fn written(&self) -> SecretView {
+        SecretView::Owned {
+            data_fingerprint: Some(self.fingerprint.clone()),
+            labels: self.labels.clone(),
+            annotations: self.annotations.clone(),
+        }
+    }
+
     /// Whether `seen` already holds this token and metadata (extra labels or annotations that
     /// others added are left alone).
     pub fn is_satisfied_by(&self, seen: &SecretView) -> bool {

@@ -44,6 +44,8 @@ struct World {
     secret: SecretView,
     rivals: Vec<Claim>,
     now: Timestamp,
+    /// How the fake Developer Center answers the next URL request, if not with a URL.
+    refusal: Option<(Refusal, &'static str)>,
 }
 
 impl World {
@@ -61,10 +63,15 @@ impl World {
             secret: SecretView::Missing,
             rivals: vec![],
             now: at(0),
+            refusal: None,
         }
     }
 
     fn decide(&self) -> Decision {
+        self.decide_with(None)
+    }
+
+    fn decide_with(&self, answer: Option<UrlAnswer>) -> Decision {
         decide(&Input {
             resource: &self.resource,
             application: self.application.clone(),
@@ -73,38 +80,42 @@ impl World {
             rivals: self.rivals.clone(),
             poll_interval: POLL,
             now: self.now,
+            answer,
         })
     }
 
-    /// Decides and carries out the decision as the shell would: URLs come back from a fake
-    /// Developer Center, Secrets are written, the status is stored.
+    /// Decides and carries out the decision as the shell would: Secrets are written, a URL
+    /// request goes to a fake Developer Center and its answer is decided on once more, and the
+    /// status is stored.
     fn step(&mut self) -> Decision {
-        let mut decision = self.decide();
-        for action in &decision.actions {
-            match action {
-                Action::IssueUrl {
-                    request_id,
-                    products,
-                } => {
-                    let issued = IssuedUrl {
+        let first = self.decide();
+        let asked = first.actions.iter().find_map(|a| match a {
+            Action::IssueUrl {
+                request_id,
+                products,
+            } => Some((request_id.clone(), products.clone())),
+            _ => None,
+        });
+        let decision = match asked {
+            None => first.clone(),
+            Some((request_id, products)) => {
+                let answer = match self.refusal.take() {
+                    Some((refusal, message)) => UrlAnswer::Refused {
+                        refusal,
+                        message: message.into(),
+                    },
+                    None => UrlAnswer::Issued(IssuedUrl {
                         url: format!("https://devcenter.example/consent/{request_id}"),
                         expires_at: self.now + SignedDuration::from_hours(24),
-                        products: products.clone(),
-                    };
-                    let mut status = decision.status.clone();
-                    record_url(&mut status, issued, self.now);
-                    self.resource.status = Some(status);
-                    decision = self.decide();
-                    break;
-                }
-                Action::WriteSecret(desired) => {
-                    self.secret = SecretView::Owned {
-                        data_fingerprint: Some(desired.fingerprint.clone()),
-                        labels: desired.labels.clone(),
-                        annotations: desired.annotations.clone(),
-                    };
-                }
-                Action::Event(_) | Action::RefreshRemote => {}
+                        products,
+                    }),
+                };
+                self.decide_with(Some(answer))
+            }
+        };
+        for action in &first.actions {
+            if let Action::WriteSecret(desired) = action {
+                self.secret = desired.written();
             }
         }
         self.resource.status = Some(decision.status.clone());
@@ -150,7 +161,7 @@ fn events(decision: &Decision) -> Vec<&'static str> {
         .actions
         .iter()
         .filter_map(|a| match a {
-            Action::Event(e) => Some(e.reason),
+            Action::Event(e) => Some(e.reason.as_str()),
             _ => None,
         })
         .collect()
@@ -187,7 +198,7 @@ fn a_valid_url_is_reused() {
     let decision = world.step();
     assert!(issued(&decision).is_empty());
     assert_eq!(world.status().authorization_url, url);
-    assert!(decision.requeue_after <= POLL);
+    assert!(decision.requeue_after.is_some_and(|after| after <= POLL));
 }
 
 #[test]
@@ -367,6 +378,7 @@ fn a_missing_secret_is_written_again() {
             .iter()
             .any(|a| matches!(a, Action::WriteSecret(_)))
     );
+    assert_eq!(events(&decision), ["SecretRepaired"]);
     assert_eq!(
         world.status().token_revision,
         Some(1),
@@ -453,15 +465,12 @@ fn products_not_integrated_are_stalled_with_what_to_do() {
 #[test]
 fn products_not_in_contract_stand_until_retry_is_due() {
     let mut world = World::new(&[AutoDebit]);
-    let mut status = world.decide().status;
-    record_refusal(
-        &mut status,
+    world.refusal = Some((
         Refusal::ProductsNotInContract,
         "AutoDebit is not in Beta Pay's contract",
-        1,
-        world.now,
-    );
-    world.resource.status = Some(status);
+    ));
+    let refused = world.step();
+    assert_eq!(events(&refused), ["ProductsNotInContract"], "one Warning");
     let decision = world.step();
     assert!(issued(&decision).is_empty());
     assert_eq!(reason(world.status()), "ProductsNotInContract");
@@ -664,15 +673,8 @@ fn a_refresh_request_asks_the_developer_center_once_per_value() {
 #[test]
 fn a_refresh_request_retries_a_standing_refusal_at_once() {
     let mut world = World::new(&[AutoDebit]);
-    let mut status = world.decide().status;
-    record_refusal(
-        &mut status,
-        Refusal::ProductsNotInContract,
-        "no",
-        1,
-        world.now,
-    );
-    world.resource.status = Some(status);
+    world.refusal = Some((Refusal::ProductsNotInContract, "no"));
+    world.step();
     assert!(issued(&world.decide()).is_empty());
     world.annotate(annotations::REFRESH_REQUESTED_AT, "2027-01-01T00:00:00Z");
     let decision = world.decide();

@@ -1,7 +1,7 @@
-//! The signed contract endpoints (design §3): verify the request, apply faults, dispatch to the
+//! The signed contract endpoints: verify the request, apply faults, dispatch to the
 //! state machine, sign the answer.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 
 use axum::{
     body::{Body, Bytes},
@@ -39,7 +39,7 @@ pub(crate) async fn call(State(sim): State<Arc<Shared>>, request: Request) -> Re
     let (latency, fault) = sim
         .faults
         .lock()
-        .expect("faults lock poisoned")
+        .unwrap_or_else(PoisonError::into_inner)
         .next_for(&path);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

@@ -63,7 +63,7 @@ pub(crate) async fn decide(
                             "<h1>Authorized</h1><p>{} may now use {} on behalf of {}. \
                              You can close this page.</p>",
                             esc(&scope.app_name),
-                            product_list_text(&scope.products),
+                            Product::join_console_names(&scope.products),
                             esc(&scope.acquirer_name),
                         ),
                     )
@@ -150,7 +150,7 @@ fn review(scope: &Scope, error: Option<&str>, status: StatusCode) -> Response {
     let products: String = scope
         .products
         .iter()
-        .map(|p| format!("<li>{}</li>", console_name(*p)))
+        .map(|p| format!("<li>{}</li>", p.console_name()))
         .collect();
     let body = format!(
         r#"<h1>Review authorization request</h1>
@@ -228,24 +228,6 @@ button {{ font-size: 1rem; padding: .4rem 1rem; margin-right: .5rem; }}
     (status, Html(html)).into_response()
 }
 
-/// The product's name as the Developer Center console spells it.
-fn console_name(product: Product) -> &'static str {
-    match product {
-        Product::CashierPayment => "Cashier Payment",
-        Product::AutoDebit => "Auto Debit",
-        Product::UserPresentedModePayment => "User-presented Mode Payment",
-        Product::MerchantPresentedModePayment => "Merchant-presented Mode Payment",
-    }
-}
-
-fn product_list_text(products: &[Product]) -> String {
-    products
-        .iter()
-        .map(|p| console_name(*p))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Escapes text for HTML content and double-quoted attributes.
 fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -276,7 +258,7 @@ mod tests {
 
     #[test]
     fn console_spelling() {
-        let names: Vec<_> = Product::ALL.iter().map(|p| console_name(*p)).collect();
+        let names: Vec<_> = Product::ALL.iter().map(|p| p.console_name()).collect();
         assert_eq!(
             names,
             [

@@ -1,7 +1,11 @@
 //! `/sim/*`: the ACQP's side scripted over HTTP (authorize, deauthorize), counters, faults,
 //! auto-grant and notify URLs, for tests, demos and benchmarks. Never subject to faults.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, PoisonError},
+    time::Duration,
+};
 
 use axum::{
     Json, Router,
@@ -84,7 +88,7 @@ async fn get_faults(State(sim): State<Arc<Shared>>) -> Json<FaultSettings> {
     Json(
         sim.faults
             .lock()
-            .expect("faults lock poisoned")
+            .unwrap_or_else(PoisonError::into_inner)
             .settings()
             .clone(),
     )
@@ -100,7 +104,7 @@ async fn set_faults(State(sim): State<Arc<Shared>>, body: Bytes) -> Response {
         return error(StatusCode::BAD_REQUEST, message);
     }
     tracing::info!(?settings, "faults set");
-    *sim.faults.lock().expect("faults lock poisoned") = Faults::new(settings.clone());
+    *sim.faults.lock().unwrap_or_else(PoisonError::into_inner) = Faults::new(settings.clone());
     Json(settings).into_response()
 }
 
@@ -117,7 +121,7 @@ async fn get_auto_grant(State(sim): State<Arc<Shared>>) -> Json<AutoGrantBody> {
     let auto = sim
         .auto_grant
         .lock()
-        .expect("auto-grant lock poisoned")
+        .unwrap_or_else(PoisonError::into_inner)
         .clone();
     Json(AutoGrantBody {
         enabled: auto.enabled,
@@ -130,7 +134,9 @@ async fn set_auto_grant(State(sim): State<Arc<Shared>>, body: Bytes) -> Response
         Ok(b) => b,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    *sim.auto_grant.lock().expect("auto-grant lock poisoned") = AutoGrant {
+    *sim.auto_grant
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = AutoGrant {
         enabled: body.enabled,
         delay: Duration::from_millis(body.delay_ms),
     };
@@ -142,7 +148,7 @@ pub(crate) fn schedule_auto_grant(sim: &Arc<Shared>, url_id: &str) {
     let auto = sim
         .auto_grant
         .lock()
-        .expect("auto-grant lock poisoned")
+        .unwrap_or_else(PoisonError::into_inner)
         .clone();
     if !auto.enabled {
         return;
@@ -308,8 +314,11 @@ async fn set_sandbox_acceptance(
 async fn reset(State(sim): State<Arc<Shared>>) -> Response {
     sim.state().data = StateData::default();
     *sim.stats() = Stats::default();
-    *sim.faults.lock().expect("faults lock poisoned") = Faults::new(sim.config.faults.clone());
-    *sim.auto_grant.lock().expect("auto-grant lock poisoned") = sim.config.auto_grant.clone();
+    *sim.faults.lock().unwrap_or_else(PoisonError::into_inner) =
+        Faults::new(sim.config.faults.clone());
+    *sim.auto_grant
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = sim.config.auto_grant.clone();
     sim.changed();
     tracing::info!("simulator reset");
     StatusCode::NO_CONTENT.into_response()

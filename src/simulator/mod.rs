@@ -1,4 +1,4 @@
-//! A simulator of the Developer Center API (design §3) and the ACQP consent page (design §4).
+//! A simulator of the Developer Center API and the ACQP consent page.
 //!
 //! Real HTTP with real signatures: the signed contract endpoints (`api`), the consent page the
 //! ACQP opens (`consent`), test and ACQP-side controls under `/sim/` (`control`), fault injection
@@ -23,9 +23,14 @@ use std::{
     future::Future,
     net::SocketAddr,
     path::PathBuf,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
 use jiff::Timestamp;
 use tokio::{
     net::TcpListener,
@@ -187,7 +192,7 @@ impl Simulator {
         });
         let mut tasks = vec![tokio::spawn(server::serve(
             listener,
-            server::router(shared.clone()),
+            router(shared.clone()),
             shutdown.clone(),
         ))];
         if let Some(path) = self.state_file {
@@ -289,11 +294,11 @@ impl Shared {
     }
 
     fn state(&self) -> MutexGuard<'_, state::State> {
-        self.state.lock().expect("simulator state lock poisoned")
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn stats(&self) -> MutexGuard<'_, control::Stats> {
-        self.stats.lock().expect("simulator stats lock poisoned")
+        self.stats.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Marks the state as changed so the persister saves it.
@@ -338,4 +343,21 @@ impl Shared {
 async fn stopped(mut shutdown: watch::Receiver<bool>) {
     // An error means the sender is gone, which is a stop as well.
     let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Every route of the simulator.
+fn router(shared: Arc<Shared>) -> Router {
+    let contract = openapi::CONTRACT_PATHS
+        .iter()
+        .fold(Router::new(), |routes, path| {
+            routes.route(path, post(api::call))
+        });
+    Router::new()
+        .merge(contract)
+        .route("/consent/{id}", get(consent::show).post(consent::decide))
+        .route("/openapi.json", get(openapi::json))
+        .route("/openapi.yaml", get(openapi::yaml))
+        .merge(control::routes())
+        .layer(DefaultBodyLimit::max(server::MAX_BODY_BYTES))
+        .with_state(shared)
 }

@@ -1,25 +1,19 @@
-//! The HTTP server: the routes, and an accept loop that can drop a connection on purpose.
+//! The HTTP server: an accept loop that can drop a connection on purpose.
 //!
 //! `axum::serve` always writes a response, so it cannot simulate a connection lost mid-call.
 //! This loop serves each connection with hyper directly; when a handler marks its response with
 //! [`DropConnection`], the service returns an error instead, and hyper closes the socket without
 //! writing a byte, which the client sees as a broken connection.
 
-use std::sync::Arc;
-
 use axum::{
     Router,
     body::Body,
-    extract::DefaultBodyLimit,
     http::{Request, Response},
-    routing::{get, post},
 };
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tower::Service;
-
-use super::{Shared, api, consent, control, openapi};
 
 /// Largest request body accepted anywhere; larger contract calls get PARAM_ILLEGAL.
 pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -32,23 +26,6 @@ pub(crate) struct DropConnection;
 #[derive(Debug, thiserror::Error)]
 #[error("connection dropped by fault injection")]
 struct Dropped;
-
-/// Every route of the simulator.
-pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    let contract = openapi::CONTRACT_PATHS
-        .iter()
-        .fold(Router::new(), |routes, path| {
-            routes.route(path, post(api::call))
-        });
-    Router::new()
-        .merge(contract)
-        .route("/consent/{id}", get(consent::show).post(consent::decide))
-        .route("/openapi.json", get(openapi::json))
-        .route("/openapi.yaml", get(openapi::yaml))
-        .merge(control::routes())
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(shared)
-}
 
 /// Accepts connections until `shutdown` turns true; then open connections are aborted.
 pub(crate) async fn serve(listener: TcpListener, router: Router, shutdown: watch::Receiver<bool>) {

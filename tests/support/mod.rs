@@ -12,6 +12,7 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
+pub mod env;
 pub mod fixture;
 pub mod node;
 pub mod operator;

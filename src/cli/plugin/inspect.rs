@@ -10,7 +10,7 @@ use super::{Target, api_error};
 use crate::api::AcqpAuthorization;
 use crate::devcenter::wire::AgentToken;
 use crate::reconcile::secret::{
-    ACQP_ID_ANNOTATION, FINGERPRINT_ANNOTATION, MANAGED_BY_LABEL, MANAGER, PRODUCTS_ANNOTATION,
+    ACQP_ID_ANNOTATION, FINGERPRINT_ANNOTATION, MANAGED_BY, MANAGED_BY_LABEL, PRODUCTS_ANNOTATION,
     REVISION_ANNOTATION,
 };
 
@@ -41,9 +41,9 @@ pub async fn run(target: &Target, what: What) -> anyhow::Result<()> {
         })?;
     let labels = secret.labels();
     let annotations = secret.annotations();
-    if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGER) {
+    if labels.get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY) {
         anyhow::bail!(
-            "Secret {name} is not managed by acqp-operator (no {MANAGED_BY_LABEL}={MANAGER} \
+            "Secret {name} is not managed by acqp-operator (no {MANAGED_BY_LABEL}={MANAGED_BY} \
              label): it is not a token Secret"
         );
     }

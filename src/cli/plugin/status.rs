@@ -227,11 +227,7 @@ fn products(products: &[Product]) -> String {
     if products.is_empty() {
         return "-".into();
     }
-    products
-        .iter()
-        .map(|p| p.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    Product::join(products)
 }
 
 fn events_text(events: Option<Vec<Event>>, now: Timestamp) -> String {

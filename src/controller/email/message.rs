@@ -68,7 +68,7 @@ pub(crate) struct Rendered {
 /// The invitation to the ACQP's contacts.
 pub(crate) fn invitation(about: &About<'_>, invitation: &Invitation<'_>) -> Rendered {
     let acqp = acqp_label(about);
-    let products = product_names(invitation.products);
+    let products = Product::join_console_names(invitation.products);
     let subject = format!(
         "Authorize {products} for TSP application {} ({})",
         about.application, about.client_id
@@ -117,7 +117,7 @@ pub(crate) fn invitation(about: &About<'_>, invitation: &Invitation<'_>) -> Rend
 /// repeated: it is a capability for the ACQP, and it is in status.
 pub(crate) fn expiring(about: &About<'_>, invitation: &Invitation<'_>) -> Rendered {
     let acqp = acqp_label(about);
-    let products = product_names(invitation.products);
+    let products = Product::join_console_names(invitation.products);
     let subject = format!(
         "{acqp} has not used its authorization URL for {}; it expires at {}",
         about.application, invitation.expires_at
@@ -150,7 +150,7 @@ pub(crate) fn expiring(about: &About<'_>, invitation: &Invitation<'_>) -> Render
 /// The status-change notice to the TSP team.
 pub(crate) fn notice(about: &About<'_>, kind: MailKind, notice: &Notice<'_>) -> Rendered {
     let acqp = acqp_label(about);
-    let products = product_names(notice.products);
+    let products = Product::join_console_names(notice.products);
     let fingerprint = notice.fingerprint.unwrap_or("unknown");
     let (headline, detail) = match kind {
         MailKind::Revoked => (
@@ -242,20 +242,6 @@ fn acqp_label(about: &About<'_>) -> String {
         Some(name) => format!("ACQP {name} ({})", about.acqp_id),
         None => format!("ACQP {}", about.acqp_id),
     }
-}
-
-/// The products as the Developer Center console names them.
-fn product_names(products: &[Product]) -> String {
-    let names: Vec<&str> = products
-        .iter()
-        .map(|p| match p {
-            Product::CashierPayment => "Cashier Payment",
-            Product::AutoDebit => "Auto Debit",
-            Product::UserPresentedModePayment => "User-presented Mode Payment",
-            Product::MerchantPresentedModePayment => "Merchant-presented Mode Payment",
-        })
-        .collect();
-    names.join(", ")
 }
 
 /// `text` safe inside HTML text and double-quoted attributes.

@@ -196,10 +196,8 @@ impl Mailer {
             shared.remember(&uid, attempt);
             shared.sending().remove(&mail.message_id);
             drop(slot);
-            if let Some(event) = event
-                && let Err(error) = recorder.publish(&event, &reference).await
-            {
-                tracing::warn!(%error, "cannot record Event");
+            if let Some(event) = event {
+                super::context::record(&recorder, &event, &reference).await;
             }
             // Fails only once the controller has stopped.
             let _ = wake.send(woken);
