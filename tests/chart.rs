@@ -515,7 +515,6 @@ async fn install_cluster_wide_grants_least_privilege_and_uninstall_cleans_up() {
             ("watch", "secrets", "", true),
             ("create", "secrets", &elsewhere, true),
             ("patch", "secrets", &elsewhere, true),
-            ("delete", "secrets", &elsewhere, true),
             ("create", "events.events.k8s.io", &elsewhere, true),
             ("create", "leases.coordination.k8s.io", &namespace, true),
             (
@@ -551,6 +550,8 @@ async fn install_cluster_wide_grants_least_privilege_and_uninstall_cleans_up() {
                 false,
             ),
             ("update", "secrets", &elsewhere, false),
+            // Deleted with their owner by the garbage collector, never by the operator.
+            ("delete", "secrets", &elsewhere, false),
             ("deletecollection", "secrets", &elsewhere, false),
             (
                 "patch",
@@ -772,7 +773,7 @@ async fn wait_for(
 }
 
 /// The life cycle — application Ready, URL issued, ACQP authorizes, token Secret written,
-/// Events recorded, deletion removes the Secret through the finalizer — with the operator
+/// Events recorded, a Retain deletion releases the Secret through the finalizer — with the operator
 /// authenticated as the namespaced chart's ServiceAccount and holding the leader Lease. A
 /// missing permission surfaces as a timeout with `forbidden` in the operator's output.
 ///
@@ -937,6 +938,30 @@ async fn the_operator_runs_its_life_cycle_as_the_chart_service_account() {
     ]);
     assert!(!holder.is_empty(), "the operator holds the chart's Lease");
 
+    // Retain is what needs the chart's permissions at deletion: the finalizer (a patch of the
+    // resource) and the Secret's release (a patch of the Secret).
+    cluster.kubectl_ok(&[
+        "patch",
+        "acqpauth/acme-cashier",
+        "-n",
+        &watched,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"tokenSecret":{"deletionPolicy":"Retain"}}}"#,
+    ]);
+    wait_for("the Retain finalizer", cluster, &watched, &operator, || {
+        cluster
+            .kubectl_ok(&[
+                "get",
+                "acqpauth/acme-cashier",
+                "-n",
+                &watched,
+                "-o",
+                "jsonpath={.metadata.finalizers}",
+            ])
+            .contains("acqp-operator.io/token-secret")
+    })
+    .await;
     cluster.kubectl_ok(&[
         "delete",
         "acqpauth/acme-cashier",
@@ -944,18 +969,17 @@ async fn the_operator_runs_its_life_cycle_as_the_chart_service_account() {
         &watched,
         "--timeout=60s",
     ]);
-    let secret_left = cluster.kubectl_ok(&[
+    let owners = cluster.kubectl_ok(&[
         "get",
         "secret/acme-cashier-agent-token",
         "-n",
         &watched,
-        "--ignore-not-found",
         "-o",
-        "name",
+        "jsonpath={.metadata.ownerReferences}",
     ]);
     assert!(
-        secret_left.trim().is_empty(),
-        "deletionPolicy Delete removed the Secret"
+        owners.trim().is_empty(),
+        "deletionPolicy Retain released the Secret: {owners}"
     );
 
     // The kubeconfig's `as` reached the API server: the operator's writes were authorized as

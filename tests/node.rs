@@ -469,6 +469,23 @@ async fn one_pod_runs_the_life_cycle() {
             "a token is in the Pod's logs"
         );
     }
+
+    // deletionPolicy Delete: no finalizer holds the resource; the garbage collector of the
+    // controller manager deletes the Secret it owns.
+    assert!(object["metadata"]["finalizers"].is_null(), "{object}");
+    let deleted = Instant::now();
+    env.kubectl_ok(
+        &env.ns,
+        &["delete", "acqpauth/acme-cashier", "--timeout=30s"],
+    );
+    env.wait_for("the token Secret garbage-collected", || {
+        match env.get(&env.ns, "secret/acme-cashier-agent-token") {
+            None => Ok(()),
+            Some(_) => Err("still there".to_owned()),
+        }
+    })
+    .await;
+    timing("deletion to Secret garbage-collected", deleted.elapsed());
 }
 
 /// Two Pods: exactly one leads; deleting it, gracefully or not, hands over without a second
@@ -581,15 +598,10 @@ async fn two_pods_hand_over_upgrade_and_uninstall() {
 }
 
 /// Deleting a namespace that holds an authorization completes while the operator (installed
-/// for that namespace only) runs: its finalizer is removed before the namespace controller
-/// takes away the operator's Role there.
-///
-/// Fails today: the finalizer's clean-up first writes the token Secret, which the terminating
-/// namespace refuses, and tens of milliseconds later the namespace controller has deleted the
-/// chart's Role and RoleBinding there, so every retry is Forbidden and the namespace stays
-/// Terminating. Not run by `make test` until the operator handles it.
+/// for that namespace only) runs. The namespace controller deletes the chart's Role and
+/// RoleBinding there in the same sweep as the authorization, so a finalizer the operator had to
+/// remove would wedge it; under the default deletionPolicy there is none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known to wedge with watchNamespaces: the operator loses its Role in the terminating namespace"]
 async fn deleting_a_watched_namespace_completes() {
     let env = Env::new("node-nsdel").await;
     env.helm_install("install", 1, &[]);

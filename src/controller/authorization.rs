@@ -11,7 +11,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Resource, ResourceExt as _,
-    api::{DeleteParams, Patch, PatchParams, PostParams},
+    api::{Patch, PatchParams, PostParams},
     runtime::{
         Controller, Predicate as _, PredicateConfig, WatchStreamExt as _,
         controller::{self, Action as Requeue},
@@ -44,7 +44,10 @@ use crate::{
     },
 };
 
-/// Keeps the token Secret until the operator has deleted or released it.
+/// Holds a resource with `deletionPolicy: Retain` until the operator has released its Secret.
+/// With Delete, the Secret's owner reference has the garbage collector delete it, so no
+/// finalizer is set: deletion never waits on the operator, also not in a namespace being deleted
+/// whose Role the operator loses first.
 const FINALIZER: &str = "acqp-operator.io/token-secret";
 
 /// Why a reconcile failed; each is retried with a delay.
@@ -112,6 +115,9 @@ pub async fn run(
             move |event| {
                 ctx.claims.observe(event);
                 ctx.last_writes.observe(event);
+                if let watcher::Event::Delete(object) = event {
+                    ctx.mail.forget(object);
+                }
             }
         })
         .reflect(writers.authorizations)
@@ -154,14 +160,27 @@ async fn reconcile(object: Arc<AcqpAuthorization>, ctx: Arc<Context>) -> Result<
     let api: Api<AcqpAuthorization> =
         Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     let uid = object.uid().unwrap_or_default();
-    let requeue = finalizer::finalizer(&api, FINALIZER, object, |event| async {
-        match event {
-            Finalized::Apply(object) => apply(&object, &ctx).await,
-            Finalized::Cleanup(object) => cleanup(&object, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|error| Error::Finalizer(Box::new(error)))?;
+    let retains = object.spec.token_secret.deletion_policy == DeletionPolicy::Retain;
+    let requeue = if retains {
+        finalizer::finalizer(&api, FINALIZER, object, |event| async {
+            match event {
+                Finalized::Apply(object) => apply(&object, &ctx).await,
+                Finalized::Cleanup(object) => release_secret(&object, &ctx).await,
+            }
+        })
+        .await
+        .map_err(|error| Error::Finalizer(Box::new(error)))?
+    } else if object.finalizers().iter().any(|f| f == FINALIZER) {
+        // Set while the policy was Retain, or by an operator that finalized every resource.
+        // Its removal is an event of its own that brings the next reconcile.
+        remove_finalizer(&api, &object).await?;
+        Requeue::await_change()
+    } else if object.meta().deletion_timestamp.is_some() {
+        // Someone else's finalizer holds it; the garbage collector takes the Secret after.
+        Requeue::await_change()
+    } else {
+        apply(&object, &ctx).await?
+    };
     ctx.retries.succeeded(&uid);
     Ok(requeue)
 }
@@ -212,7 +231,8 @@ async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Err
         Latest::Unknown => {
             let api: Api<AcqpAuthorization> = Api::namespaced(ctx.client.clone(), &namespace);
             match api.get_opt(&object.name_any()).await? {
-                // Gone or being deleted: the finalizer's cleanup runs on the next event.
+                // Gone or being deleted: nothing to act on (a Retain finalizer's release runs on
+                // the next event).
                 None => return Ok(Requeue::await_change()),
                 Some(latest) if latest.metadata.deletion_timestamp.is_some() => {
                     return Ok(Requeue::await_change());
@@ -546,31 +566,47 @@ async fn write_status(
     Ok(())
 }
 
-/// On deletion: delete the Secret (Delete) or release it by dropping our owner reference
-/// (Retain). Only Kubernetes is touched, so deletion never waits for the Developer Center.
-async fn cleanup(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Error> {
-    ctx.mail.forget(object);
+/// On deletion with `deletionPolicy: Retain`: releases the Secret by dropping our owner
+/// reference, so the garbage collector keeps it. Only Kubernetes is touched, so deletion never
+/// waits for the Developer Center.
+async fn release_secret(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Error> {
     let secrets: Api<Secret> =
         Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     let name = object.token_secret_name();
     let Some(secret) = secrets.get_opt(&name).await? else {
         return Ok(Requeue::await_change());
     };
-    if !observe::is_controlled_by(&secret.metadata, object) {
-        return Ok(Requeue::await_change());
-    }
-    match object.spec.token_secret.deletion_policy {
-        DeletionPolicy::Delete => {
-            secrets.delete(&name, &DeleteParams::default()).await?;
-        }
-        DeletionPolicy::Retain => {
-            let release = json!({"metadata": {"ownerReferences": null}});
-            secrets
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&release))
-                .await?;
-        }
+    if observe::is_controlled_by(&secret.metadata, object) {
+        let release = json!({"metadata": {"ownerReferences": null}});
+        secrets
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&release))
+            .await?;
     }
     Ok(Requeue::await_change())
+}
+
+/// Removes our finalizer, on the condition that the resource is still the version read (a
+/// merge patch carrying `resourceVersion`), so finalizers added meanwhile are never dropped.
+async fn remove_finalizer(
+    api: &Api<AcqpAuthorization>,
+    object: &AcqpAuthorization,
+) -> Result<(), Error> {
+    let others: Vec<&String> = object
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .collect();
+    let patch = json!({"metadata": {
+        "finalizers": others,
+        "resourceVersion": object.resource_version(),
+    }});
+    api.patch(
+        &object.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
 }
 
 /// A hash of the request annotations (`acqp-operator.io/paused`, `…/refresh-requested-at`,
