@@ -1,6 +1,7 @@
 //! acqp-operator: the Alipay+ Developer Center's "invite the ACQP for authorization" flow as
 //! Kubernetes resources.
 
+pub mod accept;
 pub mod api;
 pub mod backoff;
 pub mod cli;

@@ -21,8 +21,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{OwnedSemaphorePermit, Semaphore, watch},
-    task::JoinSet,
+    sync::{Semaphore, watch},
 };
 use tower::Service as _;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
@@ -98,42 +97,17 @@ async fn serve_with(
         ));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, path = NOTIFY_PATH, "accepting Developer Center notifications");
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let mut connections = JoinSet::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        while connections.try_join_next().is_some() {}
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-            () = &mut shutdown => break,
-        };
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "accepting a notification connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        connections.spawn(serve_connection(stream, app.clone(), limits, slot));
-    }
-    // Connections still open are cut; an unacknowledged notification is retried by the
-    // Developer Center, and the poller lists on its own schedule anyway.
-    connections.shutdown().await;
+    // Connections still open at shutdown are cut; an unacknowledged notification is retried by
+    // the Developer Center, and the poller lists on its own schedule anyway.
+    crate::accept::serve_connections(&listener, limits.max_connections, shutdown, |stream| {
+        serve_connection(stream, app.clone(), limits)
+    })
+    .await;
     Ok(())
 }
 
-/// Serves one connection; `_slot` frees its place among [`MAX_CONNECTIONS`] when it ends.
-async fn serve_connection(
-    stream: TcpStream,
-    app: Router,
-    limits: Limits,
-    _slot: OwnedSemaphorePermit,
-) {
+/// Serves one connection, giving a sender [`Limits::request_timeout`] for its headers.
+async fn serve_connection(stream: TcpStream, app: Router, limits: Limits) {
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         app.clone().call(request.map(Body::new))
     });

@@ -12,7 +12,7 @@ use axum::{
 };
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tokio::{net::TcpListener, sync::watch};
 use tower::Service;
 
 /// Largest request body accepted anywhere; larger contract calls get PARAM_ILLEGAL.
@@ -27,27 +27,14 @@ pub(crate) struct DropConnection;
 #[error("connection dropped by fault injection")]
 struct Dropped;
 
-/// Accepts connections until `shutdown` turns true; then open connections are aborted.
+/// Accepts connections until `shutdown` turns true; then open connections are aborted. A test
+/// double: connections are not limited.
 pub(crate) async fn serve(listener: TcpListener, router: Router, shutdown: watch::Receiver<bool>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(error) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                connections.spawn(serve_connection(stream, router.clone()));
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            () = super::stopped(shutdown.clone()) => break,
-        }
-    }
+    let unlimited = tokio::sync::Semaphore::MAX_PERMITS;
+    crate::accept::serve_connections(&listener, unlimited, super::stopped(shutdown), |stream| {
+        serve_connection(stream, router.clone())
+    })
+    .await;
 }
 
 async fn serve_connection(stream: tokio::net::TcpStream, router: Router) {
