@@ -146,9 +146,9 @@ async fn reconcile(
     let key = key_of(&app);
     let previous = ctx.applications.get_key(&key);
     let poll_interval = app.spec.parsed_poll_interval();
-    let (source, loaded) = load_client(&app, &ctx, previous.as_deref()).await?;
-    let (client, facts, answered) = match loaded {
-        Err((reason, message)) => {
+    let LoadedClient { source, client } = load_client(&app, &ctx, previous.as_deref()).await?;
+    let (client, facts, answered) = match client {
+        Err(NoClient { reason, message }) => {
             let facts = ApplicationFacts {
                 readiness: Readiness::NotReady { reason, message },
                 role: None,
@@ -215,19 +215,36 @@ fn next_check(poll_interval: Duration, failures: u32) -> Duration {
     crate::backoff::doubling(NOT_READY_RETRY, failures, poll_interval)
 }
 
+/// What loading an application's credentials gave.
+struct LoadedClient {
+    /// Where the client comes from, so the next load can reuse it while that is unchanged.
+    source: ClientSource,
+    /// The signed client, or why there is none.
+    client: Result<DevCenterClient, NoClient>,
+}
+
+/// Why an application has no client: its Ready condition's reason and message.
+struct NoClient {
+    reason: NotReadyReason,
+    message: String,
+}
+
+impl NoClient {
+    fn new(reason: NotReadyReason, message: impl Into<String>) -> NoClient {
+        NoClient {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
 /// The signed client for `app`, reused from `previous` while the spec and Secret are unchanged,
-/// or why there is none (as a Ready condition reason and message).
+/// or why there is none. Only a failure to read the Secret is an error (retried).
 async fn load_client(
     app: &DeveloperCenterApplication,
     ctx: &Context,
     previous: Option<&Application>,
-) -> Result<
-    (
-        ClientSource,
-        Result<DevCenterClient, (NotReadyReason, String)>,
-    ),
-    Error,
-> {
+) -> Result<LoadedClient, Error> {
     let namespace = app.namespace().unwrap_or_default();
     let refs = &app.spec.credentials_secret_ref;
     let secret_name = format!("{namespace}/{}", refs.name);
@@ -250,7 +267,8 @@ async fn load_client(
              and the Developer Center public key (PEM) under {:?}",
             refs.private_key_key, refs.dev_center_public_key_key
         );
-        return Ok((source, Err((NotReadyReason::CredentialsNotFound, message))));
+        let client = Err(NoClient::new(NotReadyReason::CredentialsNotFound, message));
+        return Ok(LoadedClient { source, client });
     };
     source.credentials = Some((
         secret.resource_version().unwrap_or_default(),
@@ -261,7 +279,8 @@ async fn load_client(
         && previous.source == source
         && let Some(client) = &previous.client
     {
-        return Ok((source, Ok(client.clone())));
+        let client = Ok(client.clone());
+        return Ok(LoadedClient { source, client });
     }
     let data = secret.data.unwrap_or_default();
     let pem = |key: &str, what: &str, field: &str| {
@@ -270,7 +289,7 @@ async fn load_client(
                 "Secret {secret_name} has no key {key:?}: add {what} (PEM) under it, or point \
                  spec.credentialsSecretRef.{field} at the key that holds it"
             );
-            (NotReadyReason::CredentialsInvalid, message)
+            NoClient::new(NotReadyReason::CredentialsInvalid, message)
         })
     };
     let build = || {
@@ -285,7 +304,7 @@ async fn load_client(
             "devCenterPublicKeyKey",
         )?;
         let invalid = |e: crate::devcenter::signing::KeyError| {
-            (NotReadyReason::CredentialsInvalid, e.to_string())
+            NoClient::new(NotReadyReason::CredentialsInvalid, e.to_string())
         };
         let signing_key = SigningKey::from_pem(
             &format!("{} in Secret {secret_name}", refs.private_key_key),
@@ -299,7 +318,7 @@ async fn load_client(
         .map_err(invalid)?;
         let endpoint = reqwest::Url::parse(&app.spec.endpoint).map_err(|e| {
             let message = format!("spec.endpoint {:?} is not a URL: {e}", app.spec.endpoint);
-            (NotReadyReason::DevCenterUnavailable, message)
+            NoClient::new(NotReadyReason::DevCenterUnavailable, message)
         })?;
         let mut config =
             ClientConfig::new(endpoint, &app.spec.client_id, signing_key, devcenter_key);
@@ -307,9 +326,10 @@ async fn load_client(
         config.endpoint_policy = ctx.endpoint_policy.clone();
         config.https_only = app.spec.environment == crate::api::Environment::Production;
         DevCenterClient::new(config)
-            .map_err(|e| (NotReadyReason::DevCenterUnavailable, e.to_string()))
+            .map_err(|e| NoClient::new(NotReadyReason::DevCenterUnavailable, e.to_string()))
     };
-    Ok((source, build()))
+    let client = build();
+    Ok(LoadedClient { source, client })
 }
 
 /// Asks the Developer Center about the application; returns the facts and whether it answered.
