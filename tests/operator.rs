@@ -45,6 +45,18 @@ impl Env {
         }
     }
 
+    /// Applies `examples/acme-cashier.yaml`, has Acme authorize it and waits for the token
+    /// Secret: the opening of the tests about what follows a grant. Returns the token.
+    async fn acme_granted(&self) -> String {
+        self.apply_example("acme-cashier.yaml");
+        self.wait_url("acme-cashier").await;
+        self.authorize(ACME).await;
+        let token = self.sim_token(ACME).await;
+        self.wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
+            .await;
+        token
+    }
+
     /// Waits for an Event with `reason` about `name`; returns its message.
     async fn wait_event(&self, name: &str, reason: &str) -> String {
         self.wait_event_with(name, reason, "").await
@@ -644,12 +656,7 @@ stringData:
 async fn a_replaced_token_secret_is_not_taken_over() {
     let mut env = Env::new("secret-replaced").await;
     env.apply_application("5s");
-    env.apply_example("acme-cashier.yaml");
-    env.wait_url("acme-cashier").await;
-    env.authorize(ACME).await;
-    let token = env.sim_token(ACME).await;
-    env.wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
-        .await;
+    env.acme_granted().await;
 
     env.operator.kill();
     env.kubectl_ok(&["delete", "secret", "acme-cashier-agent-token"]);
@@ -705,14 +712,9 @@ async fn a_secret_deleted_by_hand_is_restored_promptly() {
     env.apply_application("10m");
     env.wait_condition("dcapp/demo", "Ready", "True", "Connected")
         .await;
-    env.apply_example("acme-cashier.yaml");
-    env.wait_url("acme-cashier").await;
-    let urls = env.url_count(ACME, "CashierPayment").await;
-    env.authorize(ACME).await;
-    let token = env.sim_token(ACME).await;
     // The grant arrives by notification: no poll is waited for here either.
-    env.wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
-        .await;
+    let token = env.acme_granted().await;
+    let urls = env.url_count(ACME, "CashierPayment").await;
 
     let deleted = Instant::now();
     env.kubectl_ok(&["delete", "secret", "acme-cashier-agent-token"]);
@@ -747,12 +749,7 @@ async fn a_secret_deleted_by_hand_is_restored_promptly() {
 async fn a_new_cluster_adopts_the_active_grant_without_a_url() {
     let mut env = Env::new("old-cluster").await;
     env.apply_application("5s");
-    env.apply_example("acme-cashier.yaml");
-    env.wait_url("acme-cashier").await;
-    env.authorize(ACME).await;
-    let token = env.sim_token(ACME).await;
-    env.wait_secret("acme-cashier-agent-token", "agentToken", &token, "1")
-        .await;
+    let token = env.acme_granted().await;
     let urls = env.url_count(ACME, "CashierPayment").await;
     env.operator.kill();
     env.ns = support::namespace("new-cluster").await;
