@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: install test demo deps test-tools node smtp bench chaos crds fmt lint control-plane flux monitoring conformance-tools conformance image image-test help
+.PHONY: install test demo demo-node deps test-tools node smtp bench chaos crds fmt lint control-plane flux monitoring conformance-tools conformance image image-test help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -14,6 +14,9 @@ test: deps test-tools lint ## Everything: formatting, clippy, unit, integration 
 
 demo: deps smtp ## Control plane + simulator + operator + SMTP server, walked through invite → grant → rotation → revocation
 	hack/demo
+
+demo-node: deps smtp node ## The same walk-through with the operator as the chart's Pod on a real node (helm install; needs root)
+	NODE=1 hack/demo
 
 MUSL_TARGET := x86_64-unknown-linux-musl
 
