@@ -260,7 +260,7 @@ fn targets(w: &mut String, scale: &[ScaleResult], latency: &Latency) {
         );
         let _ = writeln!(
             w,
-            "| API requests per resource while converging ≤ 6 at N = {} | {ours:.1} (floor {floors:.1}) | {} |",
+            "| API requests per resource while converging ≤ 6 at N = {} | {ours:.2} (floor {floors:.2}) | {} |",
             r.n,
             mark(ours <= 6.0)
         );
