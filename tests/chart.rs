@@ -7,11 +7,7 @@
 mod sim_support;
 mod support;
 
-use std::{
-    path::PathBuf,
-    process::{Command, Output},
-    time::Duration,
-};
+use std::{path::PathBuf, time::Duration};
 
 use serde_json::{Value, json};
 use support::{
@@ -24,23 +20,8 @@ const CHART: &str = "charts/acqp-operator";
 /// `helm template` cannot ask a server which version it is; render for the pinned one.
 const KUBE_VERSION: &str = "1.36.3";
 
-/// Runs the pinned `helm` against `cluster`, with its caches and config kept in the cluster's
-/// state directory so tests never read or write the user's ~/.config/helm.
-fn helm(cluster: &Cluster, args: &[&str]) -> Output {
-    let home = cluster.dir.join("helm");
-    Command::new(cluster.bin_dir.join("helm"))
-        .args(args)
-        .env("KUBECONFIG", &cluster.kubeconfig)
-        .env("HELM_CACHE_HOME", home.join("cache"))
-        .env("HELM_CONFIG_HOME", home.join("config"))
-        .env("HELM_DATA_HOME", home.join("data"))
-        .current_dir(repo(""))
-        .output()
-        .expect("run helm")
-}
-
 fn helm_ok(cluster: &Cluster, args: &[&str]) -> String {
-    let out = helm(cluster, args);
+    let out = cluster.helm(args);
     assert!(
         out.status.success(),
         "helm {} failed:\n{}",
@@ -430,7 +411,7 @@ async fn bad_values_fail_with_a_message_naming_the_value() {
     for (values, expected) in cases {
         let mut args = vec!["install", "bad", CHART, "--namespace", &namespace];
         args.extend_from_slice(values);
-        let out = helm(cluster, &args);
+        let out = cluster.helm(&args);
         let message = text(&out);
         assert!(!out.status.success(), "helm {args:?} succeeded:\n{message}");
         for part in expected {

@@ -16,7 +16,6 @@ use std::{
 };
 
 use acqp_operator::simulator::RunningSimulator;
-use base64::Engine as _;
 use flux_support::{
     Flux,
     git::{GitServer, Repo},
@@ -333,14 +332,7 @@ impl Env {
         let what = format!("secret/{name}");
         self.wait_for(&format!("{what} to hold token revision {revision}"), || {
             let secret = self.try_get(&what)?.ok_or("not found")?;
-            let annotations = &secret["metadata"]["annotations"];
-            if secret_token(&secret) == token
-                && annotations["acqp-operator.io/token-revision"] == revision
-            {
-                Ok(secret)
-            } else {
-                Err(annotations.to_string())
-            }
+            support::at_revision(secret, token, revision)
         })
         .await
     }
@@ -412,16 +404,6 @@ fn summary(object: &Value) -> String {
 
 fn revision(sha: &str) -> String {
     format!("main@sha1:{sha}")
-}
-
-fn secret_token(secret: &Value) -> String {
-    let encoded = secret["data"]["agentToken"].as_str().unwrap_or_default();
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 fn example(name: &str) -> String {
@@ -647,7 +629,7 @@ async fn flux_applies_the_examples_and_waits_on_their_health() {
     .await;
     let secret = env.get("secret/acme-cashier-agent-token").unwrap();
     assert_eq!(
-        secret_token(&secret),
+        support::agent_token(&secret),
         acme_token,
         "old token kept meanwhile"
     );
@@ -730,7 +712,11 @@ async fn flux_applies_the_examples_and_waits_on_their_health() {
             }
         })
         .await;
-    assert_eq!(secret_token(&kept), beta_token, "Retain keeps the token");
+    assert_eq!(
+        support::agent_token(&kept),
+        beta_token,
+        "Retain keeps the token"
+    );
     let (object, _) = env
         .wait_kustomization("7 pruned", AUTHORIZATIONS, "Ready with nothing left", |k| {
             has(k, "Ready", "True", "ReconciliationSucceeded")

@@ -15,7 +15,6 @@ use std::{
 };
 
 use acqp_operator::simulator::{RunningSimulator, Simulator};
-use base64::Engine as _;
 use serde_json::{Value, json};
 use sim_support::{ACME, Caller, DEMO};
 use support::{
@@ -200,14 +199,7 @@ impl Env {
             let secret = self
                 .get(&self.ns, &format!("secret/{SECRET}"))
                 .ok_or("not found")?;
-            let annotations = &secret["metadata"]["annotations"];
-            if secret_token(&secret) == token
-                && annotations["acqp-operator.io/token-revision"] == revision
-            {
-                Ok(secret)
-            } else {
-                Err(annotations.to_string())
-            }
+            support::at_revision(secret, token, revision)
         })
         .await
     }
@@ -342,14 +334,6 @@ fn ready_condition(object: &Value) -> Value {
 
 fn pod_ready(pod: &Value) -> bool {
     ready_condition(pod)["status"] == "True"
-}
-
-fn secret_token(secret: &Value) -> String {
-    let encoded = secret["data"]["agentToken"].as_str().unwrap_or_default();
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .unwrap_or_default();
-    String::from_utf8(bytes).unwrap_or_default()
 }
 
 /// One Pod from `helm install --wait`: Ready through its probes, talking to the API server

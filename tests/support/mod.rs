@@ -118,6 +118,21 @@ pub async fn namespace(prefix: &str) -> String {
 }
 
 impl Cluster {
+    /// Runs the pinned `helm` against this cluster, with its caches and config in the state
+    /// directory so tests never read or write the user's ~/.config/helm.
+    pub fn helm(&self, args: &[&str]) -> Output {
+        let home = self.dir.join("helm");
+        Command::new(self.bin_dir.join("helm"))
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .current_dir(repo(""))
+            .output()
+            .expect("run helm")
+    }
+
     /// A new client for the admin identity (clients are bound to the test's own runtime).
     pub async fn client(&self) -> Client {
         let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read kubeconfig");
@@ -271,6 +286,32 @@ pub fn acqp_operator(subcommand: &str, args: &[&str], kubeconfig: Option<&Path>)
         command.env("KUBECONFIG", kubeconfig);
     }
     command.output().expect("the binary runs")
+}
+
+/// The Agent-Token a token Secret (as `kubectl get -o json` shows it) holds under the default
+/// key `agentToken`, decoded; empty when there is none.
+pub fn agent_token(secret: &serde_json::Value) -> String {
+    use base64::Engine as _;
+    let encoded = secret["data"]["agentToken"].as_str().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap_or_default();
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// `secret` if it holds `token` as token revision `revision`, else what its annotations say (for
+/// a wait's "last seen").
+pub fn at_revision(
+    secret: serde_json::Value,
+    token: &str,
+    revision: &str,
+) -> Result<serde_json::Value, String> {
+    let annotations = &secret["metadata"]["annotations"];
+    if agent_token(&secret) == token && annotations["acqp-operator.io/token-revision"] == revision {
+        Ok(secret)
+    } else {
+        Err(annotations.to_string())
+    }
 }
 
 /// A command's stdout followed by its stderr, for assertion messages.

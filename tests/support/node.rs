@@ -62,24 +62,10 @@ pub async fn node() -> &'static Node {
 }
 
 impl Node {
-    /// Runs the pinned `helm` against this cluster, with its caches and config in the state
-    /// directory so tests never touch the user's ~/.config/helm.
-    pub fn helm(&self, args: &[&str]) -> Output {
-        let home = self.cluster.dir.join("helm");
-        Command::new(self.cluster.bin_dir.join("helm"))
-            .args(args)
-            .env("KUBECONFIG", &self.cluster.kubeconfig)
-            .env("HELM_CACHE_HOME", home.join("cache"))
-            .env("HELM_CONFIG_HOME", home.join("config"))
-            .env("HELM_DATA_HOME", home.join("data"))
-            .current_dir(repo(""))
-            .output()
-            .expect("run helm")
-    }
-
-    /// [`Node::helm`], failing the test unless it succeeds; returns stdout.
+    /// [`Cluster::helm`] on this node's control plane, failing the test unless it succeeds;
+    /// returns stdout.
     pub fn helm_ok(&self, args: &[&str]) -> String {
-        let out = self.helm(args);
+        let out = self.cluster.helm(args);
         assert!(
             out.status.success(),
             "helm {} failed:\n{}\n{}",
