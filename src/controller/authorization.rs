@@ -50,6 +50,10 @@ use crate::{
 /// whose Role the operator loses first.
 const FINALIZER: &str = "acqp-operator.io/token-secret";
 
+/// How long a reconcile whose cached copy is older than the operator's last write waits for the
+/// watch to bring that write: our own status writes trigger no reconcile, so a timer does.
+const CACHE_CATCH_UP: Duration = Duration::from_millis(100);
+
 /// Why a reconcile failed; each is retried with a delay.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -202,8 +206,9 @@ fn error_policy(object: Arc<AcqpAuthorization>, error: &Error, ctx: Arc<Context>
 /// Deciding reads only caches, and steady-state reconciles (no actions) send nothing to the API
 /// server. The caches can lag behind it, though. A decision with actions is therefore made on
 /// a copy of the resource that is provably fresh ([`LastWrites`]: the cached copy when it shows
-/// the operator's last write, the written object when the cache is one write behind, else a
-/// fresh read), or it would repeat the last transition's side
+/// the operator's last write, the written object when the cache is one write behind; further
+/// behind, it waits for the watch; a read only where versions cannot be ordered), or it would
+/// repeat the last transition's side
 /// effects (a second UrlIssued Event and webhook, a second Authorized Event). The Secret is
 /// taken from the cache as it is: every Secret write carries a precondition (create when the
 /// cache has none, update only the version the cache has), so a Secret that appeared, went or
@@ -228,6 +233,8 @@ async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Err
     let latest = match ctx.last_writes.latest(object) {
         Latest::Cached => object.clone(),
         Latest::Written(written) => (*written).clone(),
+        // The watch is bringing the operator's last write; the requeue finds it cached.
+        Latest::Behind => return Ok(Requeue::requeue(CACHE_CATCH_UP)),
         Latest::Unknown => {
             let api: Api<AcqpAuthorization> = Api::namespaced(ctx.client.clone(), &namespace);
             match api.get_opt(&object.name_any()).await? {

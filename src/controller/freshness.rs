@@ -9,20 +9,27 @@
 //! that moment (a grant notified right after the URL was issued, say) acts on the written object
 //! instead of reading it again:
 //!
-//! - a cached copy with the last version, or of a resource the operator never wrote, is
-//!   [`Latest::Cached`];
+//! - a cached copy with the last version or a later one, or of a resource the operator never
+//!   wrote, is [`Latest::Cached`];
 //! - a cached copy with the version the write replaced is behind by exactly that write:
 //!   [`Latest::Written`];
-//! - any other version (someone else wrote since) is [`Latest::Unknown`], to be read again.
+//! - an older copy is [`Latest::Behind`]: the watch is still delivering, so the reconcile waits
+//!   for it instead of asking the API server (the expectations of Kubernetes' own controllers);
+//! - versions that cannot be ordered are [`Latest::Unknown`], to be read again.
+//!
+//! Resource versions are ordered since Kubernetes 1.35 (KEP-5504, "Comparable Resource
+//! Version"): decimal integers without leading zeros, of which the larger is the later. A server
+//! that sends anything else (an aggregated API, an older storage) gets the safe answer, a read.
 //!
 //! Versions live until the resource is deleted (one short string per resource) instead of being
 //! dropped once the watch delivers them. The watch hands each event to its observers and to the
 //! cache one after the other, so a reconcile running between the two found the entry gone and
 //! the cache still old: the race that once repeated an Authorized Event in CI. The written
 //! object is dropped when the watch delivers its version; a reconcile in that gap finds the
-//! cache behind and reads again, which costs a request and risks nothing.
+//! cache behind and waits a moment for it, which risks nothing.
 
 use std::{
+    cmp::Ordering,
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
@@ -38,8 +45,20 @@ pub(crate) enum Latest {
     Cached,
     /// The cache is one write behind: this is what the API server returned for that write.
     Written(Arc<AcqpAuthorization>),
-    /// Not provably fresh: read it again.
+    /// The cache is older than the operator's last write, and the watch will bring it: decide
+    /// again in a moment.
+    Behind,
+    /// The versions cannot be ordered: read it again.
     Unknown,
+}
+
+/// How two resourceVersions of one kind are ordered (KEP-5504): decimal integers without
+/// leading zeros, the longer one being the larger. `None` when either is not of that form.
+fn order(a: &str, b: &str) -> Option<Ordering> {
+    let comparable = |v: &str| {
+        !v.is_empty() && v.bytes().all(|c| c.is_ascii_digit()) && (v == "0" || !v.starts_with('0'))
+    };
+    (comparable(a) && comparable(b)).then(|| a.len().cmp(&b.len()).then_with(|| a.cmp(b)))
 }
 
 /// What the operator last wrote or read of one resource.
@@ -64,13 +83,20 @@ impl LastWrites {
         let Some(entry) = entries.get(uid) else {
             return Latest::Cached;
         };
-        let cached_version = cached.metadata.resource_version.as_deref();
+        let cached_version = cached
+            .metadata
+            .resource_version
+            .as_deref()
+            .unwrap_or_default();
         match &entry.in_flight {
-            _ if cached_version == Some(entry.version.as_str()) => Latest::Cached,
-            Some((replaced, written)) if cached_version == Some(replaced.as_str()) => {
+            Some((replaced, written)) if cached_version == replaced => {
                 Latest::Written(written.clone())
             }
-            _ => Latest::Unknown,
+            _ => match order(cached_version, &entry.version) {
+                Some(Ordering::Equal | Ordering::Greater) => Latest::Cached,
+                Some(Ordering::Less) => Latest::Behind,
+                None => Latest::Unknown,
+            },
         }
     }
 
@@ -136,11 +162,12 @@ impl LastWrites {
 mod tests {
     use super::*;
 
-    /// What [`LastWrites::latest`] says of `cached`, as text: `cached`, `unknown`, or
+    /// What [`LastWrites::latest`] says of `cached`, as text: `cached`, `behind`, `unknown`, or
     /// `written <resourceVersion>`.
     fn latest(writes: &LastWrites, cached: &AcqpAuthorization) -> String {
         match writes.latest(cached) {
             Latest::Cached => "cached".into(),
+            Latest::Behind => "behind".into(),
             Latest::Unknown => "unknown".into(),
             Latest::Written(object) => format!("written {}", object.resource_version().unwrap()),
         }
@@ -178,30 +205,48 @@ mod tests {
             "one write behind: the written object"
         );
         assert_eq!(latest(&writes, &version("u", "2")), "cached");
-        // Someone else's later write: not provably fresh, so read again (and record that read).
-        assert_eq!(latest(&writes, &version("u", "3")), "unknown");
-        writes.saw(&version("u", "3"));
-        assert_eq!(latest(&writes, &version("u", "3")), "cached");
-        assert_eq!(latest(&writes, &version("u", "2")), "unknown");
+        // Someone else's later write: the cache shows ours and theirs.
+        assert_eq!(latest(&writes, &version("u", "10")), "cached");
+        writes.saw(&version("u", "10"));
+        assert_eq!(latest(&writes, &version("u", "9")), "behind");
         assert_eq!(latest(&writes, &version("other", "1")), "cached");
     }
 
     #[test]
-    fn a_copy_older_than_the_replaced_version_is_unknown() {
+    fn a_copy_older_than_the_replaced_version_is_behind() {
         let writes = LastWrites::default();
         writes.wrote(&version("u", "2"), version("u", "3"));
-        assert_eq!(latest(&writes, &version("u", "1")), "unknown");
+        assert_eq!(latest(&writes, &version("u", "1")), "behind");
+    }
+
+    #[test]
+    fn versions_that_cannot_be_ordered_are_read_again() {
+        let writes = LastWrites::default();
+        writes.wrote(&version("u", "1"), version("u", "2"));
+        for odd in ["", "02", "2a", "-3"] {
+            assert_eq!(latest(&writes, &version("u", odd)), "unknown", "{odd:?}");
+        }
+        writes.saw(&version("v", "abc"));
+        assert_eq!(latest(&writes, &version("v", "abd")), "unknown");
+    }
+
+    #[test]
+    fn resource_versions_order_as_numbers() {
+        assert_eq!(order("9", "10"), Some(Ordering::Less));
+        assert_eq!(order("100", "99"), Some(Ordering::Greater));
+        assert_eq!(order("0", "0"), Some(Ordering::Equal));
+        assert_eq!(order("007", "7"), None);
     }
 
     /// The CI race: the watch delivers the written version to its observers just before the
     /// cache stores it. Observing that event must not make the old cached copy look current;
-    /// once the written object is dropped, that copy is read again.
+    /// once the written object is dropped, that copy waits for the cache.
     #[test]
     fn observing_the_written_version_before_the_cache_stores_it_keeps_the_old_copy_stale() {
         let writes = LastWrites::default();
         writes.wrote(&version("u", "1"), version("u", "2"));
         writes.observe(&Event::Apply(version("u", "2")));
-        assert_eq!(latest(&writes, &version("u", "1")), "unknown");
+        assert_eq!(latest(&writes, &version("u", "1")), "behind");
         assert_eq!(latest(&writes, &version("u", "2")), "cached");
     }
 
