@@ -148,6 +148,10 @@ pub async fn run(
             meta.creation_timestamp = None;
         })
         .reflect(writers.token_secrets)
+        .inspect_ok({
+            let ctx = ctx.clone();
+            move |event| ctx.secret_writes.observe(event)
+        })
         .touched_objects();
     Controller::for_stream(authorizations, ctx.authorizations.clone())
         .with_config(controller::Config::default().concurrency(ctx.concurrency))
@@ -229,6 +233,13 @@ async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Err
             .settle(object, &mut cached.status, app.as_deref(), ctx);
         write_status(object, &cached.status, ctx).await?;
         return Ok(requeue(cached.requeue_after, mail_retry));
+    }
+    if ctx
+        .secret_writes
+        .is_behind(&namespace, &secret_ref.name, cached_secret.as_deref())
+    {
+        // The watch is bringing the operator's own Secret write.
+        return Ok(Requeue::requeue(CACHE_CATCH_UP));
     }
     let latest = match ctx.last_writes.latest(object) {
         Latest::Cached => object.clone(),
@@ -351,7 +362,7 @@ async fn act(
                 .filter(|r| r.agent_token.fingerprint() == desired.fingerprint)
                 .map(|r| r.agent_token)
                 .ok_or_else(|| Error::RecordChanged(object.spec.acqp.id.clone()))?;
-            write_secret(object, desired, &token, secret, secrets).await?;
+            write_secret(object, desired, &token, secret, secrets, ctx).await?;
         }
     }
     if let Some(Action::IssueUrl {
@@ -501,6 +512,7 @@ async fn write_secret(
     token: &AgentToken,
     seen: Option<&Secret>,
     secrets: &Api<Secret>,
+    ctx: &Context,
 ) -> Result<(), Error> {
     let owner = object.controller_owner_ref(&()).map(|mut owner| {
         // Deletion goes through our finalizer (which honours deletionPolicy), not through GC.
@@ -539,7 +551,10 @@ async fn write_secret(
         }
     };
     match written {
-        Ok(_) => Ok(()),
+        Ok(written) => {
+            ctx.secret_writes.wrote(&written);
+            Ok(())
+        }
         // 409: it exists (create) or is another version (apply); 404: it went meanwhile.
         Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409) => {
             Err(Error::SecretChanged(desired.name.clone()))

@@ -70,6 +70,8 @@ pub struct Context {
     pub(crate) claims: ClaimIndex,
     /// The version of each AcqpAuthorization the operator last wrote, to tell a stale cache.
     pub(crate) last_writes: super::freshness::LastWrites,
+    /// The token Secrets the operator wrote that the Secret cache does not show yet.
+    pub(crate) secret_writes: super::freshness::SecretWrites,
     /// The rate limit of each application's Developer Center client.
     pub rate_limit: RateLimit,
     /// Where Developer Center clients and invitation webhooks may connect.
@@ -109,6 +111,7 @@ impl Context {
             retries: RetryBackoff::default(),
             claims: ClaimIndex::default(),
             last_writes: Default::default(),
+            secret_writes: Default::default(),
             rate_limit,
             endpoint_policy: Arc::default(),
             invitations: super::invitation::Deliveries::default(),

@@ -1,4 +1,5 @@
-//! Whether a cached AcqpAuthorization already shows the operator's own last write.
+//! Whether the caches already show the operator's own last writes: of each AcqpAuthorization
+//! ([`LastWrites`]) and of the token Secrets ([`SecretWrites`]).
 //!
 //! A reconcile that acts (issues a URL, writes the Secret, publishes a transition's Event) must
 //! not act on a copy older than the operator's last status write: it would repeat that
@@ -34,6 +35,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::{ResourceExt as _, runtime::watcher::Event};
 
 use crate::api::AcqpAuthorization;
@@ -158,6 +160,66 @@ impl LastWrites {
     }
 }
 
+/// Token Secrets the operator wrote that its Secret cache does not show yet: the version
+/// written, by namespace and name.
+///
+/// A reconcile woken again right after it wrote a Secret (a second notification of the same
+/// grant) would otherwise find no Secret in the cache, try to create it, fail on the conflict
+/// and read it: two requests for nothing. Entries go when the cache shows the write (this
+/// follows the watch after the cache has stored each event), when the Secret is deleted, and on
+/// a relist, so none outlives the moment the watch is behind.
+#[derive(Default)]
+pub(crate) struct SecretWrites(Mutex<HashMap<(String, String), String>>);
+
+impl SecretWrites {
+    /// Records a Secret as the API server returned it for the operator's write.
+    pub(crate) fn wrote(&self, written: &Secret) {
+        if let (Some(namespace), Some(version)) = (written.namespace(), written.resource_version())
+        {
+            self.entries()
+                .insert((namespace, written.name_any()), version);
+        }
+    }
+
+    /// Whether `cached`, the cache's copy of Secret `namespace/name`, is older than the
+    /// operator's last write of it (or missing); versions that cannot be ordered are not.
+    pub(crate) fn is_behind(&self, namespace: &str, name: &str, cached: Option<&Secret>) -> bool {
+        let entries = self.entries();
+        let Some(written) = entries.get(&(namespace.to_owned(), name.to_owned())) else {
+            return false;
+        };
+        let Some(cached_version) = cached.and_then(|s| s.metadata.resource_version.as_deref())
+        else {
+            return true;
+        };
+        order(cached_version, written) == Some(Ordering::Less)
+    }
+
+    /// Follows the cache: an entry goes once the cache shows its version or a later one, or the
+    /// Secret is gone; a relist starts afresh.
+    pub(crate) fn observe(&self, event: &Event<Secret>) {
+        let mut entries = self.entries();
+        let object = match event {
+            Event::Init => return entries.clear(),
+            Event::Apply(object) | Event::InitApply(object) | Event::Delete(object) => object,
+            Event::InitDone => return,
+        };
+        let key = (object.namespace().unwrap_or_default(), object.name_any());
+        let shown = match (event, entries.get(&key), object.resource_version()) {
+            (Event::Delete(_), _, _) => true,
+            (_, Some(written), Some(version)) => order(&version, written) != Some(Ordering::Less),
+            _ => false,
+        };
+        if shown {
+            entries.remove(&key);
+        }
+    }
+
+    fn entries(&self) -> MutexGuard<'_, HashMap<(String, String), String>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,5 +330,48 @@ mod tests {
         writes.wrote(&version("u", "1"), version("u", "2"));
         writes.observe(&Event::Delete(version("u", "2")));
         assert_eq!(writes.len(), (0, 0));
+    }
+
+    fn secret(name: &str, version: &str) -> Secret {
+        let mut secret = Secret::default();
+        secret.metadata.namespace = Some("ns".into());
+        secret.metadata.name = Some(name.into());
+        secret.metadata.resource_version = Some(version.into());
+        secret
+    }
+
+    #[test]
+    fn a_secret_cache_without_the_operators_write_is_behind_until_the_watch_shows_it() {
+        let writes = SecretWrites::default();
+        assert!(
+            !writes.is_behind("ns", "s", None),
+            "never written: the cache decides"
+        );
+        writes.wrote(&secret("s", "12"));
+        assert!(writes.is_behind("ns", "s", None));
+        assert!(writes.is_behind("ns", "s", Some(&secret("s", "9"))));
+        assert!(!writes.is_behind("ns", "s", Some(&secret("s", "12"))));
+        assert!(!writes.is_behind("ns", "other", None));
+        writes.observe(&Event::Apply(secret("s", "9")));
+        assert!(
+            writes.is_behind("ns", "s", None),
+            "an older event keeps the entry"
+        );
+        writes.observe(&Event::Apply(secret("s", "13")));
+        assert!(
+            !writes.is_behind("ns", "s", None),
+            "shown, then gone: the cache decides"
+        );
+    }
+
+    #[test]
+    fn a_deleted_or_relisted_secret_is_no_longer_waited_for() {
+        let writes = SecretWrites::default();
+        writes.wrote(&secret("s", "12"));
+        writes.observe(&Event::Delete(secret("s", "12")));
+        assert!(!writes.is_behind("ns", "s", None));
+        writes.wrote(&secret("s", "14"));
+        writes.observe(&Event::Init);
+        assert!(!writes.is_behind("ns", "s", None));
     }
 }
