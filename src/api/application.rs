@@ -115,7 +115,9 @@ pub struct DeveloperCenterApplicationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
 
-    /// When the Developer Center last answered this application's inquiry.
+    /// When the Developer Center last answered this application's inquiry, as of the last change
+    /// of this status: a later answer alone is not written (no heartbeat writes; the metric
+    /// acqp_operator_application_last_sync_timestamp_seconds is current).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<Time>,
 }

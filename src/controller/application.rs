@@ -164,7 +164,7 @@ async fn reconcile(
     };
 
     let status = desired_status(&app, &facts, answered, Timestamp::now());
-    if needs_write(app.status.as_ref(), &status, poll_interval) {
+    if needs_write(app.status.as_ref(), &status) {
         write_status(&app, &ctx, &status).await?;
         announce_transition(&app, &ctx, &status).await;
     }
@@ -178,6 +178,11 @@ async fn reconcile(
     let facts_changed = previous.as_ref().is_none_or(|p| p.facts != facts);
     let mut entry = Application::new(key.clone(), source, client, facts, poll_interval);
     entry.failures = failures;
+    entry.last_answer = if answered {
+        Some(Timestamp::now())
+    } else {
+        previous.as_ref().and_then(|p| p.last_answer)
+    };
     entry.email = app
         .spec
         .notifications

@@ -57,6 +57,12 @@ struct ApplicationLabels {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApplicationKeyLabels {
+    namespace: String,
+    application: String,
+}
+
 type TimestampGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
 /// A registry holding this scrape's gauges (prefix `acqp_operator`), to encode after the
@@ -151,6 +157,23 @@ pub(crate) fn scrape(
         "application_ready",
         "1 for each DeveloperCenterApplication that is Ready, 0 if not, with the Ready reason",
         ready,
+    );
+    let last_sync = Family::<ApplicationKeyLabels, TimestampGauge>::default();
+    for app in applications.applications() {
+        if let Some(answered) = app.last_answer {
+            last_sync
+                .get_or_create(&ApplicationKeyLabels {
+                    namespace: app.key.namespace.clone(),
+                    application: app.key.name.clone(),
+                })
+                .set(seconds(&Time(answered)));
+        }
+    }
+    registry.register(
+        "application_last_sync_timestamp_seconds",
+        "When the Developer Center last answered each DeveloperCenterApplication's inquiry \
+         (status.lastSyncTime is written only with other changes)",
+        last_sync,
     );
     registry
 }
@@ -276,7 +299,7 @@ mod tests {
         store
     }
 
-    fn application(registry: &Registry, name: &str, readiness: Readiness) {
+    fn application(registry: &Registry, name: &str, readiness: Readiness, answered: Option<&str>) {
         let key = AppKey {
             namespace: "team".into(),
             name: name.into(),
@@ -291,13 +314,9 @@ mod tests {
             role: None,
             integrated_products: vec![],
         };
-        registry.publish(Application::new(
-            key,
-            source,
-            None,
-            facts,
-            Duration::from_secs(60),
-        ));
+        let mut entry = Application::new(key, source, None, facts, Duration::from_secs(60));
+        entry.last_answer = answered.map(|at| at.parse().unwrap());
+        registry.publish(entry);
     }
 
     fn exposition(registry: &MetricRegistry) -> String {
@@ -333,7 +352,12 @@ mod tests {
         let fresh = authorization("fresh", Value::Null);
         let authorizations = store(vec![active, awaiting("waiting"), conflict, revoked, fresh]);
         let applications = Registry::default();
-        application(&applications, "demo", Readiness::Ready);
+        application(
+            &applications,
+            "demo",
+            Readiness::Ready,
+            Some("2026-11-20T08:00:00Z"),
+        );
         application(
             &applications,
             "broken",
@@ -341,6 +365,7 @@ mod tests {
                 reason: NotReadyReason::DevCenterUnavailable,
                 message: "m".into(),
             },
+            None,
         );
 
         let text = exposition(&scrape(&authorizations, &applications, true));
@@ -371,6 +396,7 @@ mod tests {
             ),
             r#"acqp_operator_application_ready{namespace="team",application="demo",reason="Connected"} 1"#.into(),
             r#"acqp_operator_application_ready{namespace="team",application="broken",reason="DevCenterUnavailable"} 0"#.into(),
+            r#"acqp_operator_application_last_sync_timestamp_seconds{namespace="team",application="demo"} 1795161600.0"#.into(),
         ];
         expected.sort_unstable();
         assert_eq!(lines, expected, "in\n{text}");
@@ -390,7 +416,7 @@ mod tests {
         let waiting: Vec<_> = (0..N).map(|i| awaiting(&format!("a{i}"))).collect();
         let authorizations = store(waiting);
         let applications = Registry::default();
-        application(&applications, "demo", Readiness::Ready);
+        application(&applications, "demo", Readiness::Ready, None);
         let started = Instant::now();
         let text = exposition(&scrape(&authorizations, &applications, true));
         let elapsed = started.elapsed();

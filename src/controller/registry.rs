@@ -116,6 +116,8 @@ pub struct Application {
     pub(crate) source: ClientSource,
     /// Consecutive checks that found it not Ready, for the application controller's backoff.
     pub(crate) failures: u32,
+    /// When the Developer Center last answered the application controller's inquiry.
+    pub(crate) last_answer: Option<jiff::Timestamp>,
     poll: Arc<PollState>,
 }
 
@@ -137,6 +139,7 @@ impl Application {
             email: None,
             source,
             failures: 0,
+            last_answer: None,
             poll: Arc::default(),
         }
     }

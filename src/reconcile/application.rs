@@ -7,13 +7,9 @@ use crate::api::{DeveloperCenterApplication, DeveloperCenterApplicationStatus, P
 use crate::devcenter::wire::{ApplicationInquiryResponse, ResultCode, Role};
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use std::time::Duration;
 
 /// The Ready condition's reason while the application is Ready.
 pub const CONNECTED: &str = "Connected";
-/// With nothing else to report, `lastSyncTime` is rewritten only once it is this many poll
-/// intervals old, so a quiet system causes (almost) no API-server writes.
-const SYNC_TIME_REFRESH: u32 = 10;
 
 /// Why an application cannot be used to invite ACQPs; the Ready condition's reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,29 +174,21 @@ pub fn desired_status(
     }
 }
 
-/// Whether `desired` must be written: anything but `lastSyncTime` changed, or `lastSyncTime` is
-/// [`SYNC_TIME_REFRESH`] poll intervals stale.
+/// Whether `desired` must be written: when anything but `lastSyncTime` changed, or on the first
+/// answer. A later answer alone is no reason to write: a status heartbeat is a write per
+/// application per interval that every watcher of the kind receives (the Kubernetes API
+/// conventions keep heartbeats out of status for that reason); the
+/// `acqp_operator_application_last_sync_timestamp_seconds` gauge is always current instead.
 pub fn needs_write(
     current: Option<&DeveloperCenterApplicationStatus>,
     desired: &DeveloperCenterApplicationStatus,
-    poll_interval: Duration,
 ) -> bool {
     let Some(current) = current else {
         return true;
     };
     let mut same_sync = desired.clone();
     same_sync.last_sync_time.clone_from(&current.last_sync_time);
-    if &same_sync != current {
-        return true;
-    }
-    match (&current.last_sync_time, &desired.last_sync_time) {
-        (Some(Time(written)), Some(Time(latest))) => {
-            let age = latest.duration_since(*written);
-            age.unsigned_abs() >= poll_interval * SYNC_TIME_REFRESH
-        }
-        (None, Some(_)) => true,
-        _ => false,
-    }
+    &same_sync != current || (current.last_sync_time.is_none() && desired.last_sync_time.is_some())
 }
 
 /// Whether the Ready condition's status or reason differs between two statuses: a transition
@@ -361,24 +349,30 @@ mod tests {
     }
 
     #[test]
-    fn steady_state_writes_only_a_stale_sync_time() {
-        let minute = Duration::from_secs(60);
+    fn steady_state_writes_nothing_however_old_the_sync_time() {
         let first = desired_status(&app(None), &ready_facts(), true, at("2026-01-01T00:00:00Z"));
-        assert!(needs_write(None, &first, minute));
+        assert!(needs_write(None, &first));
         let written = app(Some(first.clone()));
         let later = desired_status(&written, &ready_facts(), true, at("2026-01-01T00:05:00Z"));
         assert_eq!(
             later.conditions, first.conditions,
             "lastTransitionTime kept"
         );
-        assert!(!needs_write(Some(&first), &later, minute));
-        let stale = desired_status(&written, &ready_facts(), true, at("2026-01-01T00:10:00Z"));
-        assert!(needs_write(Some(&first), &stale, minute));
+        assert!(!needs_write(Some(&first), &later));
+        let day_later = desired_status(&written, &ready_facts(), true, at("2026-01-02T00:00:00Z"));
+        assert!(!needs_write(Some(&first), &day_later));
+        let unsynced = DeveloperCenterApplicationStatus {
+            last_sync_time: None,
+            ..first.clone()
+        };
+        assert!(
+            needs_write(Some(&unsynced), &first),
+            "the first answer is written"
+        );
     }
 
     #[test]
     fn a_readiness_change_is_written_with_a_new_transition_time() {
-        let minute = Duration::from_secs(60);
         let first = desired_status(&app(None), &ready_facts(), true, at("2026-01-01T00:00:00Z"));
         let facts = ApplicationFacts {
             readiness: Readiness::NotReady {
@@ -389,7 +383,7 @@ mod tests {
         };
         let unanswered = at("2026-01-01T00:01:00Z");
         let broken = desired_status(&app(Some(first.clone())), &facts, false, unanswered);
-        assert!(needs_write(Some(&first), &broken, minute));
+        assert!(needs_write(Some(&first), &broken));
         let ready = &broken.conditions[0];
         assert_eq!(
             (
