@@ -109,6 +109,20 @@ impl ControlPlane {
         plane
     }
 
+    /// The API server's audit log: every request, at Metadata level.
+    pub fn audit_log(&self) -> PathBuf {
+        self.dir.join("audit.log")
+    }
+
+    /// The PIDs of etcd and kube-apiserver, from `hack/control-plane`'s pid files.
+    pub fn pids(&self) -> Vec<u32> {
+        ["etcd", "kube-apiserver"]
+            .iter()
+            .filter_map(|name| std::fs::read_to_string(self.dir.join(format!("{name}.pid"))).ok())
+            .filter_map(|pid| pid.trim().parse().ok())
+            .collect()
+    }
+
     pub fn kubectl(&self, args: &[&str]) -> String {
         run(Command::new("kubectl")
             .args(args)
@@ -148,10 +162,14 @@ fn run(command: &mut Command) -> String {
 /// The simulator in auto-grant mode with `acquirers` generated acquirers.
 pub struct Simulator {
     pub url: String,
-    _process: Process,
+    process: Process,
 }
 
 impl Simulator {
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
     pub async fn start(binary: &Path, dir: &Path, acquirers: usize) -> Self {
         let keys = repo_root().join("examples/keys");
         let config = format!(
@@ -188,10 +206,7 @@ autoGrant: {{enabled: true, delay: 0s}}
         );
         let url = format!("http://{addr}");
         wait_http(&format!("{url}/sim/health")).await;
-        Self {
-            url,
-            _process: process,
-        }
+        Self { url, process }
     }
 
     pub async fn post(&self, path: &str, body: serde_json::Value) -> reqwest::Response {

@@ -141,6 +141,40 @@ pub struct ScaleResult {
 pub struct Floor {
     pub total_seconds: f64,
     pub requests: Requests,
+    pub cpu: Cpu,
+}
+
+/// CPU seconds (user + system) each process spent while a pass converged.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu {
+    /// etcd and kube-apiserver.
+    pub control_plane: f64,
+    /// This process: the floor's writes, or the apply and the watches that time the operator.
+    pub client: f64,
+    pub operator: f64,
+    pub simulator: f64,
+}
+
+impl Cpu {
+    /// Each process's CPU so far; `operator` is 0 without one.
+    fn now(bench: &Bench, operator: Option<u32>) -> Self {
+        let cpu = |pid: u32| observe::usage(pid).cpu_seconds;
+        Self {
+            control_plane: bench.plane.pids().into_iter().map(cpu).sum(),
+            client: cpu(std::process::id()),
+            operator: operator.map_or(0.0, cpu),
+            simulator: cpu(bench.simulator.pid()),
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            control_plane: self.control_plane - before.control_plane,
+            client: self.client - before.client,
+            operator: self.operator - before.operator,
+            simulator: self.simulator - before.simulator,
+        }
+    }
 }
 
 /// Which build of the operator a pass ran.
@@ -171,6 +205,10 @@ pub struct OperatorRun {
     pub converged_seconds: Option<f64>,
     pub ready: usize,
     pub requests: Requests,
+    /// Of `requests`, those about the application rather than any resource (its credentials
+    /// Secret and status): once per poll interval, whatever N is.
+    pub per_application_requests: usize,
+    pub cpu: Cpu,
     pub reconciles: f64,
     pub at_convergence: Usage,
     pub steady: Option<Steady>,
@@ -183,6 +221,8 @@ pub struct Steady {
     pub intervals: f64,
     pub devcenter_calls: std::collections::BTreeMap<String, f64>,
     pub requests: Requests,
+    /// The writes among `requests`, by what was written and by whom (from the audit log).
+    pub writes: std::collections::BTreeMap<String, usize>,
     pub cpu_seconds: f64,
 }
 
@@ -321,13 +361,16 @@ async fn run(settings: &Settings) -> (Vec<ScaleResult>, Latency) {
 
 /// Only the API-server work that any implementation must do for N, as fast as the API server
 /// takes it: per resource the user's apply, then one Secret and one status write, pipelined with
-/// the same number of requests in flight as the operator pass's apply.
+/// the same number of requests in flight as the operator pass's apply. It is timed as the
+/// operator pass is, by the same watches: until every resource is seen Ready with its Secret.
 async fn floor(bench: &Bench, n: usize) -> Floor {
     let namespace = format!("floor-{n}");
     create_namespace(&bench.client, &namespace).await;
+    let tracker = Tracker::start(&bench.client, &namespace).await;
     let authorizations = Api::<AcqpAuthorization>::namespaced(bench.client.clone(), &namespace);
     let secrets = Api::<Secret>::namespaced(bench.client.clone(), &namespace);
     let before = observe::apiserver_requests(&bench.client).await;
+    let cpu_before = Cpu::now(bench, None);
     let started = Instant::now();
     futures::stream::iter(1..=n)
         .map(|i| {
@@ -338,11 +381,19 @@ async fn floor(bench: &Bench, n: usize) -> Floor {
         .try_for_each(|()| futures::future::ready(Ok(())))
         .await
         .expect("the floor's writes");
+    let seen_all = tracker
+        .wait(Duration::from_secs(60), |seen| {
+            seen.ready.len() >= n && seen.secret.len() >= n
+        })
+        .await;
+    assert!(seen_all, "the watches saw the floor's writes");
     let total_seconds = started.elapsed().as_secs_f64();
+    let cpu = Cpu::now(bench, None).since(cpu_before);
     let after = observe::apiserver_requests(&bench.client).await;
     Floor {
         total_seconds,
         requests: observe::delta(&before, &after),
+        cpu,
     }
 }
 
@@ -363,7 +414,8 @@ async fn floor_one(
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {
             "name": format!("{name}-agent-token"),
-            "labels": {"app.kubernetes.io/managed-by": "acqp-floor"},
+            // The operator's label, so the same watch sees it (no operator runs here).
+            "labels": {"app.kubernetes.io/managed-by": "acqp-operator"},
             "annotations": {"acqp-operator.io/acqp-id": harness::acquirer_id(i)},
         },
         "type": "Opaque",
@@ -448,6 +500,9 @@ async fn operator_pass(bench: &Bench, pass: Pass) -> OperatorRun {
     let tracker = Tracker::start(&bench.client, &namespace).await;
 
     let before = observe::apiserver_requests(&bench.client).await;
+    let pid = operator.process.pid();
+    let cpu_before = Cpu::now(bench, Some(pid));
+    let audit_from = observe::audit_log_end(&bench.plane.audit_log());
     let started = Instant::now();
     harness::apply_all(
         &bench.client,
@@ -465,8 +520,12 @@ async fn operator_pass(bench: &Bench, pass: Pass) -> OperatorRun {
         })
         .await;
     let converged_seconds = converged.then(|| started.elapsed().as_secs_f64());
+    let cpu = Cpu::now(bench, Some(pid)).since(cpu_before);
     let after = observe::apiserver_requests(&bench.client).await;
-    let pid = operator.process.pid();
+    let per_application_requests = observe::audit_entries(&bench.plane.audit_log(), audit_from)
+        .iter()
+        .filter(|request| request.namespace == namespace && request.is_per_application())
+        .count();
     let at_convergence = observe::usage(pid);
     let reconciles = operator.reconciles("acqpauthorization").await;
     let ready = tracker.read(|seen| seen.ready.len().min(seen.secret.len()));
@@ -487,6 +546,8 @@ async fn operator_pass(bench: &Bench, pass: Pass) -> OperatorRun {
         converged_seconds,
         ready,
         requests: observe::delta(&before, &after),
+        per_application_requests,
+        cpu,
         reconciles,
         at_convergence,
         steady,
@@ -499,6 +560,8 @@ async fn operator_pass(bench: &Bench, pass: Pass) -> OperatorRun {
 async fn steady_state(bench: &Bench, pid: u32, intervals: u32) -> Steady {
     let poll = bench.settings.poll;
     tokio::time::sleep(poll).await;
+    let audit_log = bench.plane.audit_log();
+    let audit_from = observe::audit_log_end(&audit_log);
     let (stats_before, requests_before, usage_before) = (
         bench.simulator.stats().await,
         observe::apiserver_requests(&bench.client).await,
@@ -524,6 +587,13 @@ async fn steady_state(bench: &Bench, pid: u32, intervals: u32) -> Steady {
         intervals: measured,
         devcenter_calls,
         requests: observe::delta(&requests_before, &requests_after),
+        writes: observe::audit_entries(&audit_log, audit_from)
+            .iter()
+            .filter(|request| request.is_write())
+            .fold(Default::default(), |mut writes, request| {
+                *writes.entry(request.describe()).or_default() += 1;
+                writes
+            }),
         cpu_seconds: (usage_after.cpu_seconds - usage_before.cpu_seconds) / measured,
     }
 }

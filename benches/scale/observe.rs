@@ -4,6 +4,8 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
+    io::{Read as _, Seek as _, SeekFrom},
+    path::Path,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -199,6 +201,80 @@ pub fn total(requests: &Requests, keep: impl Fn(&str, &str) -> bool) -> f64 {
         .map(|(_, v)| v)
         // A fold from +0.0: an empty float `sum()` is -0.0, which prints as "-0".
         .fold(0.0, |total, v| total + v)
+}
+
+/// The audit log's size now: where [`audit_entries`] starts reading.
+pub fn audit_log_end(log: &Path) -> u64 {
+    std::fs::metadata(log).map_or(0, |m| m.len())
+}
+
+/// One completed request to our resources, from the audit log.
+pub struct Audited {
+    pub verb: String,
+    /// With its subresource: `acqpauthorizations/status`.
+    pub resource: String,
+    pub namespace: String,
+    pub name: String,
+    /// The user agent up to its first '/' (the program), else the user name.
+    pub by: String,
+}
+
+impl Audited {
+    pub fn is_write(&self) -> bool {
+        matches!(&*self.verb, "create" | "update" | "patch" | "delete")
+    }
+
+    /// Whether this request concerns an application rather than a resource: the
+    /// DeveloperCenterApplication itself or its credentials Secret (token Secrets end in
+    /// `-agent-token`). Those come once per application and poll interval, whatever N is.
+    pub fn is_per_application(&self) -> bool {
+        self.resource.starts_with("developercenterapplications")
+            || (self.resource == "secrets" && !self.name.ends_with("-agent-token"))
+    }
+
+    /// "patch acqpauthorizations/status op-100/acqp-00042 by acqp-operator"
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} {}/{} by {}",
+            self.verb, self.resource, self.namespace, self.name, self.by
+        )
+    }
+}
+
+/// The completed requests to our resources recorded in the audit log after byte `from`: the
+/// counters say how many requests there were, this says which.
+pub fn audit_entries(log: &Path, from: u64) -> Vec<Audited> {
+    let Ok(mut file) = std::fs::File::open(log) else {
+        return vec![];
+    };
+    let mut text = String::new();
+    if file.seek(SeekFrom::Start(from)).is_err() || file.read_to_string(&mut text).is_err() {
+        return vec![];
+    }
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| entry["stage"] == "ResponseComplete")
+        .filter_map(|entry| {
+            let object = &entry["objectRef"];
+            let field = |name: &str| object[name].as_str().unwrap_or_default().to_owned();
+            let resource = match &*field("subresource") {
+                "" => field("resource"),
+                sub => format!("{}/{sub}", field("resource")),
+            };
+            OUR_RESOURCES.contains(&&*resource).then(|| {
+                let agent = entry["userAgent"].as_str().unwrap_or_default();
+                let program = agent.split('/').next().unwrap_or_default();
+                let user = entry["user"]["username"].as_str().unwrap_or_default();
+                Audited {
+                    verb: entry["verb"].as_str().unwrap_or_default().to_owned(),
+                    resource,
+                    namespace: field("namespace"),
+                    name: field("name"),
+                    by: if program.is_empty() { user } else { program }.to_owned(),
+                }
+            })
+        })
+        .collect()
 }
 
 /// Peak resident memory (VmHWM) and CPU time (user + system) of a process so far.
