@@ -27,7 +27,7 @@ use serde_json::json;
 use super::{
     Context,
     context::FIELD_MANAGER,
-    freshness::Latest,
+    freshness::Freshness,
     registry::{AppKey, Application},
 };
 use crate::{
@@ -118,13 +118,16 @@ pub async fn run(
             let ctx = ctx.clone();
             move |event| {
                 ctx.claims.observe(event);
-                ctx.last_writes.observe(event);
                 if let watcher::Event::Delete(object) = event {
                     ctx.mail.forget(object);
                 }
             }
         })
         .reflect(writers.authorizations)
+        .inspect_ok({
+            let ctx = ctx.clone();
+            move |event| ctx.status_writes.observe(event)
+        })
         .touched_objects()
         // Our own status writes change none of these; a spec edit, the deletion request, the
         // finalizer we add (after which the finalizer helper waits for the next event) and a
@@ -208,18 +211,16 @@ fn error_policy(object: Arc<AcqpAuthorization>, error: &Error, ctx: Arc<Context>
 /// Brings one resource closer to what its spec asks for.
 ///
 /// Deciding reads only caches, and steady-state reconciles (no actions) send nothing to the API
-/// server. The caches can lag behind it, though. A decision with actions is therefore made on
-/// a copy of the resource that is provably fresh ([`LastWrites`]: the cached copy when it shows
-/// the operator's last write, the written object when the cache is one write behind; further
-/// behind, it waits for the watch; a read only where versions cannot be ordered), or it would
-/// repeat the last transition's side
-/// effects (a second UrlIssued Event and webhook, a second Authorized Event). The Secret is
-/// taken from the cache as it is: every Secret write carries a precondition (create when the
-/// cache has none, update only the version the cache has), so a Secret that appeared, went or
-/// changed meanwhile (someone else's, or ours not yet in the cache) is never overwritten. The
-/// decision is then made again on a fresh read of the Secret.
+/// server. The caches can lag behind it, though. A decision with actions waits until both
+/// caches show the operator's own last writes ([`PendingWrites`]), or it would repeat the last
+/// transition's side effects (a second UrlIssued Event and webhook, a second Authorized Event)
+/// or try to create its Secret twice; where resource versions cannot be ordered, the resource
+/// is read instead. Someone else's changes need no such wait: every Secret write carries a
+/// precondition (create when the cache has none, update only the version the cache has), so a
+/// Secret that appeared, went or changed meanwhile is never overwritten, and the decision is
+/// made again on a fresh read of the Secret.
 ///
-/// [`LastWrites`]: super::freshness::LastWrites
+/// [`PendingWrites`]: super::freshness::PendingWrites
 async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Error> {
     let namespace = object.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -234,39 +235,35 @@ async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Err
         write_status(object, &cached.status, ctx).await?;
         return Ok(requeue(cached.requeue_after, mail_retry));
     }
-    if ctx
-        .secret_writes
-        .is_behind(&namespace, &secret_ref.name, cached_secret.as_deref())
-    {
-        // The watch is bringing the operator's own Secret write.
+    let name = object.name_any();
+    let status_freshness = ctx.status_writes.freshness(&namespace, &name, Some(object));
+    let secret_freshness =
+        ctx.secret_writes
+            .freshness(&namespace, &secret_ref.name, cached_secret.as_deref());
+    if [status_freshness, secret_freshness].contains(&Freshness::Behind) {
+        // The watch is bringing the operator's own last write; the requeue finds it cached.
         return Ok(Requeue::requeue(CACHE_CATCH_UP));
     }
-    let latest = match ctx.last_writes.latest(object) {
-        Latest::Cached => object.clone(),
-        Latest::Written(written) => (*written).clone(),
-        // The watch is bringing the operator's last write; the requeue finds it cached.
-        Latest::Behind => return Ok(Requeue::requeue(CACHE_CATCH_UP)),
-        Latest::Unknown => {
-            let api: Api<AcqpAuthorization> = Api::namespaced(ctx.client.clone(), &namespace);
-            match api.get_opt(&object.name_any()).await? {
-                // Gone or being deleted: nothing to act on (a Retain finalizer's release runs on
-                // the next event).
-                None => return Ok(Requeue::await_change()),
-                Some(latest) if latest.metadata.deletion_timestamp.is_some() => {
-                    return Ok(Requeue::await_change());
-                }
-                Some(latest) => {
-                    ctx.last_writes.saw(&latest);
-                    latest
-                }
+    let mut read = None;
+    let latest = if status_freshness == Freshness::Unknown {
+        let api: Api<AcqpAuthorization> = Api::namespaced(ctx.client.clone(), &namespace);
+        match api.get_opt(&name).await? {
+            // Gone or being deleted: nothing to act on (a Retain finalizer's release runs on the
+            // next event).
+            None => return Ok(Requeue::await_change()),
+            Some(latest) if latest.metadata.deletion_timestamp.is_some() => {
+                return Ok(Requeue::await_change());
             }
+            Some(latest) => read.insert(latest),
         }
+    } else {
+        object
     };
-    match act(&latest, cached_secret.as_deref(), &secrets, ctx).await {
+    match act(latest, cached_secret.as_deref(), &secrets, ctx).await {
         Err(Error::SecretChanged(name)) => {
             tracing::debug!(%namespace, secret = %name, "Secret changed meanwhile; deciding again");
             let fresh = secrets.get_opt(&name).await?;
-            act(&latest, fresh.as_ref(), &secrets, ctx).await
+            act(latest, fresh.as_ref(), &secrets, ctx).await
         }
         done => done,
     }
@@ -584,7 +581,7 @@ async fn write_status(
     let written = api
         .patch_status(&object.name_any(), &params, &Patch::Apply(&patch))
         .await?;
-    ctx.last_writes.wrote(object, written);
+    ctx.status_writes.wrote(&written);
     Ok(())
 }
 

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::{
     backoff::RetryBackoff,
     claims::{ClaimIndex, ClaimKey},
+    freshness::PendingWrites,
     metrics::Metrics,
     namespaces::Scope,
     registry::{AppKey, Registry},
@@ -68,10 +69,10 @@ pub struct Context {
     pub(crate) retries: RetryBackoff,
     /// Which AcqpAuthorizations claim each ACQP, kept with `authorizations`.
     pub(crate) claims: ClaimIndex,
-    /// The version of each AcqpAuthorization the operator last wrote, to tell a stale cache.
-    pub(crate) last_writes: super::freshness::LastWrites,
-    /// The token Secrets the operator wrote that the Secret cache does not show yet.
-    pub(crate) secret_writes: super::freshness::SecretWrites,
+    /// The operator's status writes that the AcqpAuthorization cache does not show yet.
+    pub(crate) status_writes: PendingWrites<AcqpAuthorization>,
+    /// The operator's token Secret writes that the Secret cache does not show yet.
+    pub(crate) secret_writes: PendingWrites<Secret>,
     /// The rate limit of each application's Developer Center client.
     pub rate_limit: RateLimit,
     /// Where Developer Center clients and invitation webhooks may connect.
@@ -110,8 +111,8 @@ impl Context {
             concurrency,
             retries: RetryBackoff::default(),
             claims: ClaimIndex::default(),
-            last_writes: Default::default(),
-            secret_writes: Default::default(),
+            status_writes: PendingWrites::default(),
+            secret_writes: PendingWrites::default(),
             rate_limit,
             endpoint_policy: Arc::default(),
             invitations: super::invitation::Deliveries::default(),
