@@ -50,6 +50,9 @@ use crate::{
 /// whose Role the operator loses first.
 const FINALIZER: &str = "acqp-operator.io/token-secret";
 
+/// Where a client-side `kubectl apply` keeps the whole object it applied.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// How long a reconcile whose cached copy is older than the operator's last write waits for the
 /// watch to bring that write: our own status writes trigger no reconcile, so a timer does.
 const CACHE_CATCH_UP: Duration = Duration::from_millis(100);
@@ -105,7 +108,8 @@ pub struct CacheWriters {
 ///
 /// One watch per kind feeds both the caches every part of the operator reads and the
 /// controller's triggers, and the caches hold no `managedFields` (the operator never reads
-/// them, and they are a third of an object's size).
+/// them, and they are a third of an object's size) and no copy of the spec that a client-side
+/// `kubectl apply` leaves in an annotation (as large again as the spec).
 pub async fn run(
     ctx: Arc<Context>,
     wake: BoxStream<'static, ObjectRef<AcqpAuthorization>>,
@@ -113,7 +117,10 @@ pub async fn run(
 ) {
     let authorizations = ctx
         .watch(watcher::Config::default(), ctx.authorizations.clone())
-        .modify(|a| a.managed_fields_mut().clear())
+        .modify(|a| {
+            a.managed_fields_mut().clear();
+            a.annotations_mut().remove(LAST_APPLIED);
+        })
         .inspect_ok({
             let ctx = ctx.clone();
             move |event| {
