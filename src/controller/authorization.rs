@@ -218,54 +218,50 @@ fn error_policy(object: Arc<AcqpAuthorization>, error: &Error, ctx: Arc<Context>
 /// Brings one resource closer to what its spec asks for.
 ///
 /// Deciding reads only caches, and steady-state reconciles (no actions) send nothing to the API
-/// server. The caches can lag behind it, though. A decision with actions waits until both
+/// server. The caches can lag behind it, though. A reconcile therefore decides only once both
 /// caches show the operator's own last writes ([`PendingWrites`]), or it would repeat the last
-/// transition's side effects (a second UrlIssued Event and webhook, a second Authorized Event)
-/// or try to create its Secret twice; where resource versions cannot be ordered, the resource
-/// is read instead. Someone else's changes need no such wait: every Secret write carries a
-/// precondition (create when the cache has none, update only the version the cache has), so a
-/// Secret that appeared, went or changed meanwhile is never overwritten, and the decision is
-/// made again on a fresh read of the Secret.
+/// transition's side effects (a second UrlIssued Event and webhook, a second Authorized Event),
+/// write a status derived from an older one, or try to create its Secret twice; where resource
+/// versions cannot be ordered, the resource is read instead. Someone else's changes need no such
+/// wait: every Secret write carries a precondition (create when the cache has none, update only
+/// the version the cache has), so a Secret that appeared, went or changed meanwhile is never
+/// overwritten, and the decision is made again on a fresh read of the Secret.
 ///
 /// [`PendingWrites`]: super::freshness::PendingWrites
 async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Error> {
     let namespace = object.namespace().unwrap_or_default();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let secret_ref = ObjectRef::new(&object.token_secret_name()).within(&namespace);
-    let cached_secret = ctx.token_secrets.get(&secret_ref);
-    let mut cached = decide_on(object, cached_secret.as_deref(), ctx).await?;
-    if cached.actions.is_empty() {
-        let app = application_of(object, ctx);
-        let mail_retry = ctx
-            .mail
-            .settle(object, &mut cached.status, app.as_deref(), ctx);
-        write_status(object, &cached.status, ctx).await?;
-        return Ok(requeue(cached.requeue_after, mail_retry));
-    }
     let name = object.name_any();
-    let status_freshness = ctx.status_writes.freshness(&namespace, &name, Some(object));
-    let secret_freshness =
+    let secret_ref = ObjectRef::new(&object.token_secret_name()).within(&namespace);
+    // `object` is the copy the controller queued this reconcile with: it can predate the
+    // operator's last write. The copies to decide on are read after the pending writes were
+    // looked up.
+    let (status_freshness, cached) = ctx.status_writes.freshness(&namespace, &name, || {
+        ctx.authorizations
+            .get(&ObjectRef::new(&name).within(&namespace))
+    });
+    let (secret_freshness, cached_secret) =
         ctx.secret_writes
-            .freshness(&namespace, &secret_ref.name, cached_secret.as_deref());
+            .freshness(&namespace, &secret_ref.name, || {
+                ctx.token_secrets.get(&secret_ref)
+            });
     if [status_freshness, secret_freshness].contains(&Freshness::Behind) {
         // The watch is bringing the operator's own last write; the requeue finds it cached.
         return Ok(Requeue::requeue(CACHE_CATCH_UP));
     }
-    let mut read = None;
+    let read;
     let latest = if status_freshness == Freshness::Unknown {
         let api: Api<AcqpAuthorization> = Api::namespaced(ctx.client.clone(), &namespace);
-        match api.get_opt(&name).await? {
-            // Gone or being deleted: nothing to act on (a Retain finalizer's release runs on the
-            // next event).
-            None => return Ok(Requeue::await_change()),
-            Some(latest) if latest.metadata.deletion_timestamp.is_some() => {
-                return Ok(Requeue::await_change());
-            }
-            Some(latest) => read.insert(latest),
-        }
+        read = api.get_opt(&name).await?;
+        read.as_ref()
     } else {
-        object
+        cached.as_deref()
     };
+    // Gone or being deleted: nothing to act on (the deletion brings a reconcile of its own, and
+    // a Retain finalizer's release runs there).
+    let Some(latest) = latest.filter(|l| l.metadata.deletion_timestamp.is_none()) else {
+        return Ok(Requeue::await_change());
+    };
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     match act(latest, cached_secret.as_deref(), &secrets, ctx).await {
         Err(Error::SecretChanged(name)) => {
             tracing::debug!(%namespace, secret = %name, "Secret changed meanwhile; deciding again");
@@ -274,17 +270,6 @@ async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Err
         }
         done => done,
     }
-}
-
-/// The decision for `object` with `secret` as the token Secret.
-async fn decide_on(
-    object: &AcqpAuthorization,
-    secret: Option<&Secret>,
-    ctx: &Context,
-) -> Result<Decision, Error> {
-    let app = application_of(object, ctx);
-    let input = gather(object, app.as_deref(), secret, ctx).await?;
-    Ok(reconcile::decide(&input))
 }
 
 fn application_of(object: &AcqpAuthorization, ctx: &Context) -> Option<Arc<Application>> {

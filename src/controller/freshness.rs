@@ -23,11 +23,14 @@
 //! would otherwise find no entry and the cache still old: the race that once repeated an
 //! Authorized Event in CI), on deletion, and when a relist has replaced the whole cache. So
 //! entries live only while the watch lags: a few per resource in flight, none in steady state.
+//! For the same reason the copy to decide on is read from the cache after the lookup
+//! ([`PendingWrites::freshness`]), never taken from before it: the copy a controller queued a
+//! reconcile with can predate both the write and its entry's removal.
 
 use std::{
     cmp::Ordering,
     collections::HashMap,
-    sync::{Mutex, MutexGuard, PoisonError},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
 use kube::{Resource, ResourceExt as _, runtime::watcher::Event};
@@ -76,22 +79,36 @@ impl<K: Resource> PendingWrites<K> {
         }
     }
 
-    /// How `cached`, the cache's copy of `namespace/name` (none if the cache has none), compares
-    /// with the operator's last write of it.
-    pub(crate) fn freshness(&self, namespace: &str, name: &str, cached: Option<&K>) -> Freshness {
-        let versions = self.versions();
-        let Some(written) = versions.get(&(namespace.to_owned(), name.to_owned())) else {
-            return Freshness::Current;
+    /// The cache's copy of `namespace/name`, as `read` returns it, and how it compares with the
+    /// operator's last write of it.
+    ///
+    /// The pending write is looked up *before* the cache is read: an entry goes only after the
+    /// cache shows its write, so a missing entry means any later read shows it. A copy read
+    /// earlier (the one the controller queued the reconcile with, say) may predate both.
+    pub(crate) fn freshness(
+        &self,
+        namespace: &str,
+        name: &str,
+        read: impl FnOnce() -> Option<Arc<K>>,
+    ) -> (Freshness, Option<Arc<K>>) {
+        let written = self
+            .versions()
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned();
+        let cached = read();
+        let Some(written) = written else {
+            return (Freshness::Current, cached);
         };
-        let Some(cached) = cached.and_then(|c| c.meta().resource_version.as_deref()) else {
-            return Freshness::Behind;
+        let version = cached
+            .as_ref()
+            .and_then(|c| c.meta().resource_version.as_deref());
+        let freshness = match version.map(|version| (version, order(version, &written))) {
+            None | Some((_, Some(Ordering::Less))) => Freshness::Behind,
+            Some((_, Some(_))) => Freshness::Current,
+            Some((version, None)) if version == written => Freshness::Current,
+            Some((_, None)) => Freshness::Unknown,
         };
-        match order(cached, written) {
-            Some(Ordering::Less) => Freshness::Behind,
-            Some(_) => Freshness::Current,
-            None if cached == written => Freshness::Current,
-            None => Freshness::Unknown,
-        }
+        (freshness, cached)
     }
 
     /// Follows the watch, after the cache has stored `event`: an entry goes once the cache shows
@@ -152,7 +169,9 @@ mod tests {
     }
 
     fn freshness(writes: &PendingWrites<Secret>, cached: Option<&Secret>) -> Freshness {
-        writes.freshness("ns", "s", cached)
+        writes
+            .freshness("ns", "s", || cached.cloned().map(Arc::new))
+            .0
     }
 
     #[test]
@@ -183,7 +202,10 @@ mod tests {
             freshness(&writes, Some(&secret("s", "100"))),
             Freshness::Current
         );
-        assert_eq!(writes.freshness("ns", "other", None), Freshness::Current);
+        assert_eq!(
+            writes.freshness("ns", "other", || None).0,
+            Freshness::Current
+        );
     }
 
     #[test]
@@ -221,6 +243,24 @@ mod tests {
         assert_eq!(writes.len(), 2, "an older event keeps the entry");
         writes.observe(&Event::Apply(secret("s", "12")));
         writes.observe(&Event::Apply(secret("t", "13")));
+        assert_eq!(writes.len(), 0);
+    }
+
+    /// The race a reconcile's own copy lost: the watch shows the write (the entry goes) between
+    /// the lookup and the read. The read then returns the new copy, and that is what is used.
+    #[test]
+    fn the_entry_is_looked_up_before_the_cache_is_read() {
+        let writes = PendingWrites::default();
+        writes.wrote(&secret("s", "12"));
+        let (freshness, copy) = writes.freshness("ns", "s", || {
+            writes.observe(&Event::Apply(secret("s", "12")));
+            Some(Arc::new(secret("s", "12")))
+        });
+        assert_eq!(freshness, Freshness::Current);
+        assert_eq!(
+            copy.unwrap().metadata.resource_version.as_deref(),
+            Some("12")
+        );
         assert_eq!(writes.len(), 0);
     }
 
