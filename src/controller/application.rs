@@ -163,7 +163,8 @@ async fn reconcile(
         }
     };
 
-    let status = desired_status(&app, &facts, answered, Timestamp::now());
+    let now = Timestamp::now();
+    let status = desired_status(&app, &facts, answered, now);
     if needs_write(app.status.as_ref(), &status) {
         write_status(&app, &ctx, &status).await?;
         announce_transition(&app, &ctx, &status).await;
@@ -179,7 +180,7 @@ async fn reconcile(
     let mut entry = Application::new(key.clone(), source, client, facts, poll_interval);
     entry.failures = failures;
     entry.last_answer = if answered {
-        Some(Timestamp::now())
+        Some(now)
     } else {
         previous.as_ref().and_then(|p| p.last_answer)
     };

@@ -236,8 +236,7 @@ async fn apply(object: &AcqpAuthorization, ctx: &Context) -> Result<Requeue, Err
     // operator's last write. The copies to decide on are read after the pending writes were
     // looked up.
     let (status_freshness, cached) = ctx.status_writes.freshness(&namespace, &name, || {
-        ctx.authorizations
-            .get(&ObjectRef::new(&name).within(&namespace))
+        ctx.authorizations.get(&ObjectRef::from_obj(object))
     });
     let (secret_freshness, cached_secret) =
         ctx.secret_writes

@@ -55,6 +55,16 @@ fn order(a: &str, b: &str) -> Option<Ordering> {
     (comparable(a) && comparable(b)).then(|| a.len().cmp(&b.len()).then_with(|| a.cmp(b)))
 }
 
+/// How a cached copy at `version` compares with the operator's write at `written`.
+fn compare(version: &str, written: &str) -> Freshness {
+    match order(version, written) {
+        Some(Ordering::Less) => Freshness::Behind,
+        Some(_) => Freshness::Current,
+        None if version == written => Freshness::Current,
+        None => Freshness::Unknown,
+    }
+}
+
 /// The resourceVersions of the operator's writes that the cache of one kind does not show yet,
 /// by namespace and name.
 pub(crate) struct PendingWrites<K> {
@@ -99,15 +109,10 @@ impl<K: Resource> PendingWrites<K> {
         let Some(written) = written else {
             return (Freshness::Current, cached);
         };
-        let version = cached
+        let freshness = cached
             .as_ref()
-            .and_then(|c| c.meta().resource_version.as_deref());
-        let freshness = match version.map(|version| (version, order(version, &written))) {
-            None | Some((_, Some(Ordering::Less))) => Freshness::Behind,
-            Some((_, Some(_))) => Freshness::Current,
-            Some((version, None)) if version == written => Freshness::Current,
-            Some((_, None)) => Freshness::Unknown,
-        };
+            .and_then(|c| c.meta().resource_version.as_deref())
+            .map_or(Freshness::Behind, |version| compare(version, &written));
         (freshness, cached)
     }
 
@@ -119,14 +124,14 @@ impl<K: Resource> PendingWrites<K> {
         match event {
             Event::Apply(object) => {
                 let key = key(object);
-                let shown = versions.get(&key).is_some_and(|written| {
-                    let version = object
-                        .meta()
-                        .resource_version
-                        .as_deref()
-                        .unwrap_or_default();
-                    version == written || order(version, written) == Some(Ordering::Greater)
-                });
+                let version = object
+                    .meta()
+                    .resource_version
+                    .as_deref()
+                    .unwrap_or_default();
+                let shown = versions
+                    .get(&key)
+                    .is_some_and(|written| compare(version, written) == Freshness::Current);
                 if shown {
                     versions.remove(&key);
                 }
